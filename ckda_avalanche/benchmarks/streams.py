@@ -1,0 +1,240 @@
+"""The VI-LReID stream as an Avalanche benchmark: one train and one test experience per dataset, in order.
+
+Setting of CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec §1): a sequence of sessions, each one VI-ReID
+dataset; after each session the model is tested on every dataset. Default order RegDB -> SYSU-MM01 -> LLCM ->
+HITSZ-VCM.
+
+Minibatches are ``(image, pid, camid, modality, task_label)``, task label last (Avalanche reads ``mbatch[-1]``).
+Labels:
+
+- train experience s: the dataset's training identities, sorted by their dataset pid, get the contiguous labels
+  ``[offset_s, offset_s + n_s)`` with ``offset_s`` = number of training identities of the sessions before s;
+- test experience s: the test identities get labels after every training label
+  (``[T + toff_s, T + toff_s + m_s)``, T = all training identities, ``toff_s`` = test identities before s). Test
+  identities are different people from training identities, so no two experiences, train or test, share a label.
+  Retrieval metrics use ``experience.reid.samples``, not these labels.
+- task label 0 everywhere: the stream is class-incremental-like (one shared model; a strategy that needs the
+  session index reads ``experience.current_experience``).
+
+Transforms: a train experience's dataset starts in Avalanche's ``train`` group (training transform) and
+``dataset.eval()`` switches it to the test transform (the CKDA plugin extracts prototypes over the training set with
+the test transform, spec §5); test experiences start in ``eval``. Both transforms receive each image's modality
+(`ModalityAwareTransform`), which is how the infrared-only augmentation of spec §6 is applied.
+
+Published-setting quirks (spec §7) that concern data: (b) ``llcm_flip_test_modality=True`` feeds the model the
+opposite modality flag for LLCM test images (minibatch element 3 and the dataset's ``modality`` attribute;
+``experience.reid.samples`` keep the true modality so query/gallery selection is unchanged); (c) LLCM training
+labels < 500 is the reader's ``max_train_label``: ``reader_options={"llcm": {"max_train_label": 500}}``. Quirk (a),
+RegDB "thermal" prototypes from visible images, belongs to the CKDA plugin.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from avalanche.benchmarks.scenarios import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
+from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
+from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+
+from .datasets.check import DATASET_FOLDERS
+from .protocols import EvalProtocol
+from .reid_dataset import ImageTransform, make_reid_dataset
+from .sample import INFRARED, VISIBLE, ReIDSample
+from .transforms import AugmentConfig, build_eval_transform, build_train_transform
+
+DEFAULT_ORDER: tuple[str, ...] = ("regdb", "sysu", "llcm", "vcm")
+"""The published session order: RegDB -> SYSU-MM01 -> LLCM -> HITSZ-VCM."""
+
+_READERS: dict[str, tuple[tuple[str, ...], type]] = {name: (folders, cls) for name, folders, cls in DATASET_FOLDERS}
+"""Reader name -> (accepted folder names under the root, in order of preference; reader class)."""
+
+__all__ = ["DEFAULT_ORDER", "ReIDExperienceInfo", "ReIDReader", "vi_lreid_benchmark"]
+
+
+class ReIDReader(Protocol):
+    """What the stream needs from a dataset reader (see docs/ARCHITECTURE.md, "Data contracts")."""
+
+    name: str
+    train: list[ReIDSample]
+    test_pool: list[ReIDSample]
+
+    def protocol(self, kind: str = "paper") -> EvalProtocol: ...
+
+
+@dataclass(frozen=True)
+class ReIDExperienceInfo:
+    """ReID metadata attached to every experience as ``experience.reid``."""
+
+    dataset: str
+    """Reader name: "regdb", "sysu", "llcm" or "vcm"."""
+    split: str
+    """"train" or "test"."""
+    num_identities: int
+    """Identities in this experience's samples."""
+    label_offset: int
+    """First label of this experience: labels are ``label_offset + j`` for ``identities[j]``."""
+    identities: tuple[int, ...]
+    """Dataset pids in label order (sorted ascending)."""
+    samples: tuple[ReIDSample, ...]
+    """The experience's samples in dataset order: ``reader.train`` or ``reader.test_pool``."""
+    protocol: EvalProtocol | None
+    """The evaluation protocol over `samples` (test experiences); None for train experiences."""
+    modality_flipped: bool = False
+    """True when the minibatch modality is the opposite of ``samples[i].modality`` (LLCM quirk, spec §7 b)."""
+
+    def to_label(self, pid: int) -> int:
+        """The label of dataset pid ``pid`` in this experience."""
+        try:
+            return self.label_offset + self.identities.index(pid)
+        except ValueError:
+            raise KeyError(f"{self.dataset} {self.split}: pid {pid} is not in this experience") from None
+
+
+def _build_readers(
+    root: str | os.PathLike[str], datasets: Sequence[str], reader_options: Mapping[str, Mapping[str, Any]]
+) -> list[ReIDReader]:
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise FileNotFoundError(
+            f"benchmark root {str(base)!r} is not a directory; expected it to hold "
+            + ", ".join(_READERS[name][0][0] for name in datasets)
+        )
+    readers = []
+    for name in datasets:
+        folders, cls = _READERS[name]
+        found = [base / folder for folder in folders if (base / folder).is_dir()]
+        if not found:
+            raise FileNotFoundError(
+                f"{name}: no dataset folder under {str(base)!r}; expected one of {', '.join(folders)}"
+            )
+        readers.append(cls(found[0], **dict(reader_options.get(name, {}))))
+    return readers
+
+
+def _check_names(datasets: Sequence[str]) -> list[str]:
+    if isinstance(datasets, str):
+        raise TypeError(f"datasets: expected a sequence of names, got the string {datasets!r}")
+    names = [str(d).lower() for d in datasets]
+    unknown = [d for d in names if d not in _READERS]
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {unknown}: valid names are {list(_READERS)}")
+    return names
+
+
+def _check_reader(reader: Any, position: int) -> None:
+    for attr in ("name", "train", "test_pool", "protocol"):
+        if not hasattr(reader, attr):
+            raise TypeError(f"readers[{position}] ({type(reader).__name__}) has no {attr!r}: not a dataset reader")
+    for split in ("train", "test_pool"):
+        if len(getattr(reader, split)) == 0:
+            raise ValueError(f"{reader.name}: the {split} split is empty")
+
+
+def _display_name(name: str) -> str:
+    """The name the readers use in `DatasetLayoutError` messages ("RegDB", "SYSU-MM01", ...)."""
+    return _READERS[name][0][0] if name in _READERS else name
+
+
+def _labels(samples: Sequence[ReIDSample], offset: int) -> tuple[list[int], tuple[int, ...]]:
+    identities = tuple(sorted({s.pid for s in samples}))
+    rank = {pid: offset + j for j, pid in enumerate(identities)}
+    return [rank[s.pid] for s in samples], identities
+
+
+def vi_lreid_benchmark(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    datasets: Sequence[str] | None = None,
+    readers: Sequence[ReIDReader] | None = None,
+    protocol: str = "paper",
+    img_size: tuple[int, int] = (256, 128),
+    augment: AugmentConfig | None = None,
+    train_transform: ImageTransform | None = None,
+    eval_transform: ImageTransform | None = None,
+    reader_options: Mapping[str, Mapping[str, Any]] | None = None,
+    llcm_flip_test_modality: bool = False,
+) -> CLScenario:
+    """Build the VI-LReID benchmark: ``train_stream`` and ``test_stream`` with one experience per dataset.
+
+    Either ``root`` (a folder holding ``RegDB/``, ``SYSU-MM01/``, ``LLCM/``, ``HITSZ-VCM/`` or ``VCM/``) with
+    ``datasets`` (names in session order, default `DEFAULT_ORDER`) and optional ``reader_options`` (per dataset
+    name, keyword arguments of its reader, e.g. ``{"regdb": {"trial": 2}, "llcm": {"max_train_label": 500}}``), or
+    ``readers``: already-built reader objects, in session order.
+
+    ``protocol`` ("paper" or "full") is passed to ``reader.protocol``. Transforms default to
+    ``build_train_transform(img_size, config=augment)`` and ``build_eval_transform(img_size)``; a custom transform
+    is either a `ModalityAwareTransform` or a one-argument image transform. ``llcm_flip_test_modality`` enables the
+    published LLCM quirk (spec §7 b, see the module docstring); it is an error when "llcm" is not in the stream.
+
+    Returns the Avalanche benchmark; every experience carries ``experience.reid`` (`ReIDExperienceInfo`), the
+    benchmark carries ``reid_datasets`` (names in session order).
+    """
+    if readers is not None:
+        if root is not None or datasets is not None or reader_options is not None:
+            raise ValueError("pass either readers=... or root/datasets/reader_options, not both")
+        reader_list = list(readers)
+    else:
+        if root is None:
+            raise ValueError("vi_lreid_benchmark needs a root folder or readers=[...]")
+        names = _check_names(DEFAULT_ORDER if datasets is None else datasets)
+        options = dict(reader_options or {})
+        stray = sorted(set(options) - set(names))
+        if stray:
+            raise ValueError(f"reader_options names {stray}, which are not in datasets {names}")
+        reader_list = _build_readers(root, names, options)
+    if not reader_list:
+        raise ValueError("the stream needs at least one dataset")
+    for position, reader in enumerate(reader_list):
+        _check_reader(reader, position)
+    names = [reader.name for reader in reader_list]
+    if len(set(names)) != len(names):
+        raise ValueError(f"each dataset may appear once in a stream, got {names}")
+    if llcm_flip_test_modality and "llcm" not in names:
+        raise ValueError(f"llcm_flip_test_modality=True but 'llcm' is not in the stream {names}")
+
+    train_tf = build_train_transform(img_size, config=augment) if train_transform is None else train_transform
+    eval_tf = build_eval_transform(img_size) if eval_transform is None else eval_transform
+
+    train_sets, train_infos = [], []
+    offset = 0
+    for reader in reader_list:
+        labels, identities = _labels(reader.train, offset)
+        train_sets.append(
+            make_reid_dataset(reader.train, labels=labels, dataset=_display_name(reader.name),
+                              train_transform=train_tf, eval_transform=eval_tf, initial_group="train")
+        )
+        train_infos.append(
+            ReIDExperienceInfo(dataset=reader.name, split="train", num_identities=len(identities),
+                               label_offset=offset, identities=identities, samples=tuple(reader.train),
+                               protocol=None)
+        )
+        offset += len(identities)
+
+    test_sets, test_infos = [], []
+    for reader in reader_list:
+        labels, identities = _labels(reader.test_pool, offset)
+        flip = llcm_flip_test_modality and reader.name == "llcm"
+        modalities = [INFRARED if s.modality == VISIBLE else VISIBLE for s in reader.test_pool] if flip else None
+        test_sets.append(
+            make_reid_dataset(reader.test_pool, labels=labels, dataset=_display_name(reader.name),
+                              train_transform=train_tf, eval_transform=eval_tf, initial_group="eval",
+                              modalities=modalities)
+        )
+        test_infos.append(
+            ReIDExperienceInfo(dataset=reader.name, split="test", num_identities=len(identities),
+                               label_offset=offset, identities=identities, samples=tuple(reader.test_pool),
+                               protocol=reader.protocol(protocol), modality_flipped=flip)
+        )
+        offset += len(identities)
+
+    benchmark = with_classes_timeline(with_task_labels(benchmark_from_datasets(train=train_sets, test=test_sets)))
+    for experience, info in zip(benchmark.train_stream, train_infos):
+        experience.reid = info
+    for experience, info in zip(benchmark.test_stream, test_infos):
+        experience.reid = info
+    benchmark.reid_datasets = names
+    return benchmark

@@ -1,0 +1,184 @@
+"""The four synthetic dataset domains and the knobs that make them differ.
+
+Each real VI-ReID dataset is its own domain: RegDB is low resolution with a far-infrared (thermal) camera, SYSU-MM01
+mixes indoor and outdoor visible cameras with near-infrared ones, LLCM is shot in low light with strong sensor
+noise, HITSZ-VCM is campus video. A :class:`DomainSpec` collects every difficulty knob of one synthetic domain, so
+that learning a later domain genuinely shifts the input distribution of earlier ones (the lifelong setting of CKDA,
+arXiv 2511.15016, Sec. 4.1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RGB = tuple[float, float, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainSpec:
+    """Rendering and attribute-distribution knobs of one synthetic VI-ReID domain.
+
+    Ranges are ``(low, high)`` and sampled uniformly per image unless said otherwise. Intensities are in [0, 1].
+    """
+
+    name: str
+    """Reader name of the dataset this domain imitates (``"regdb"``, ``"sysu"``, ``"llcm"``, ``"vcm"``)."""
+    visible_cameras: tuple[int, ...]
+    """Camera ids of the visible cameras."""
+    infrared_cameras: tuple[int, ...]
+    """Camera ids of the infrared cameras (may overlap visible ids when one camera records both, as in LLCM)."""
+    outdoor_cameras: tuple[int, ...] = ()
+    """Visible cameras that see outdoor scenes (sky/street backgrounds, daylight)."""
+    resolution_factor: float = 1.0
+    """Rendering resolution relative to the stored image size; < 1 renders small and upsamples (low-res look)."""
+    blur_sigma: tuple[float, float] = (0.0, 0.6)
+    """Gaussian blur radius in stored pixels."""
+    visible_brightness: tuple[float, float] = (0.75, 1.1)
+    """Global gain of visible cameras (one value per camera, then jittered per image by +-15%)."""
+    colour_cast_strength: float = 0.12
+    """Maximum per-channel multiplicative colour cast of a visible camera."""
+    visible_noise: tuple[float, float] = (0.01, 0.03)
+    """Standard deviation of additive Gaussian sensor noise in visible images."""
+    infrared_noise: tuple[float, float] = (0.01, 0.03)
+    """Standard deviation of additive Gaussian sensor noise in infrared images."""
+    thermal_weight: float = 0.2
+    """Share of emitted heat in the infrared signal (1 = far-infrared thermal camera, 0 = pure near-infrared)."""
+    infrared_texture: float = 0.5
+    """How much garment texture survives in near-infrared reflectance (0 = none)."""
+    black_hot_fraction: float = 0.0
+    """Fraction of infrared cameras showing black-hot polarity (hot = dark)."""
+    background_families: tuple[str, ...] = ("indoor",)
+    """Background families of indoor visible and infrared cameras: ``indoor``, ``corridor``, ``street``, ``night``."""
+    outdoor_background_families: tuple[str, ...] = ("street",)
+    """Background families used by the ``outdoor_cameras``."""
+    palette: tuple[RGB, ...] = ()
+    """Garment colours of this domain; a small palette makes identities share colours (confusable)."""
+    pattern_weights: tuple[float, float, float, float] = (0.4, 0.3, 0.2, 0.1)
+    """Probabilities of upper-garment patterns: plain, stripes, checks, two-tone blocks."""
+    carry_weights: tuple[float, float, float, float] = (0.4, 0.3, 0.15, 0.15)
+    """Probabilities of carried objects: none, backpack, handbag, messenger bag."""
+    body_cluster_weights: tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.25)
+    """Probabilities of the four body-shape clusters (slim-tall, average, broad, short)."""
+    body_jitter: float = 0.06
+    """Relative spread of body measurements around their cluster centre."""
+    long_hair_prob: float = 0.3
+    """Probability of long hair."""
+    skirt_prob: float = 0.1
+    """Probability of a skirt instead of trousers."""
+    views: tuple[str, ...] = ("front", "back", "side")
+    """Viewpoints an image may show."""
+    shift_std: float = 0.04
+    """Standard deviation of the person's horizontal/vertical offset, in image heights."""
+    scale_range: tuple[float, float] = (0.85, 1.0)
+    """Person height relative to the image height, before body-height attributes."""
+    occlusion_prob: float = 0.2
+    """Probability that an image carries a partial occluder."""
+    flip_prob: float = 0.5
+    """Probability of a horizontal mirror of the whole scene."""
+    ambient_temperature: tuple[float, float] = (0.2, 0.4)
+    """Normalised background temperature of the thermal part of the infrared signal."""
+
+
+def _rgb(*hexes: str) -> tuple[RGB, ...]:
+    return tuple(tuple(int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4)) for h in hexes)  # type: ignore[misc]
+
+
+REGDB_DOMAIN = DomainSpec(
+    name="regdb",
+    visible_cameras=(1,),
+    infrared_cameras=(2,),
+    resolution_factor=0.5,
+    blur_sigma=(0.6, 1.4),
+    visible_brightness=(0.8, 1.1),
+    colour_cast_strength=0.08,
+    visible_noise=(0.01, 0.03),
+    infrared_noise=(0.02, 0.04),
+    thermal_weight=1.0,
+    infrared_texture=0.3,
+    black_hot_fraction=0.0,
+    background_families=("street",),
+    palette=_rgb("c0392b", "2c3e50", "ecf0f1", "2980b9", "27ae60", "7f8c8d", "f1c40f", "8e44ad", "d35400"),
+    pattern_weights=(0.5, 0.25, 0.15, 0.1),
+    carry_weights=(0.45, 0.3, 0.15, 0.1),
+    body_cluster_weights=(0.3, 0.35, 0.2, 0.15),
+    views=("front", "back"),
+    shift_std=0.03,
+    occlusion_prob=0.1,
+    ambient_temperature=(0.15, 0.3),
+)
+"""RegDB-like: one visible/thermal camera pair, low resolution and blur, white-hot thermal, front/back views."""
+
+SYSU_DOMAIN = DomainSpec(
+    name="sysu",
+    visible_cameras=(1, 2, 4, 5),
+    infrared_cameras=(3, 6),
+    outdoor_cameras=(4, 5),
+    resolution_factor=1.0,
+    blur_sigma=(0.0, 0.8),
+    visible_brightness=(0.6, 1.15),
+    colour_cast_strength=0.18,
+    visible_noise=(0.01, 0.04),
+    infrared_noise=(0.02, 0.05),
+    thermal_weight=0.15,
+    infrared_texture=0.9,
+    black_hot_fraction=0.0,
+    background_families=("indoor", "corridor"),
+    outdoor_background_families=("street",),
+    palette=_rgb("1b1b1b", "34495e", "95a5a6", "e8e8e8", "a93226", "1f618d", "7d6608", "4a235a"),
+    pattern_weights=(0.35, 0.3, 0.2, 0.15),
+    carry_weights=(0.35, 0.35, 0.2, 0.1),
+    body_cluster_weights=(0.2, 0.4, 0.25, 0.15),
+    occlusion_prob=0.25,
+    ambient_temperature=(0.25, 0.4),
+)
+"""SYSU-MM01-like: indoor (1, 2) and outdoor (4, 5) visible cameras with strong colour casts, near-infrared 3 and 6."""
+
+LLCM_DOMAIN = DomainSpec(
+    name="llcm",
+    visible_cameras=(1, 2, 3, 4, 5, 6, 7, 8, 9),
+    infrared_cameras=(1, 2, 4, 5, 6, 7, 8, 9),
+    resolution_factor=0.75,
+    blur_sigma=(0.3, 1.0),
+    visible_brightness=(0.18, 0.45),
+    colour_cast_strength=0.3,
+    visible_noise=(0.05, 0.1),
+    infrared_noise=(0.04, 0.08),
+    thermal_weight=0.3,
+    infrared_texture=0.8,
+    black_hot_fraction=0.0,
+    background_families=("night", "street"),
+    palette=_rgb("111111", "2e4053", "b03a2e", "d4ac0d", "f0f3f4", "1e8449", "6c3483", "a04000", "5d6d7e"),
+    pattern_weights=(0.45, 0.25, 0.2, 0.1),
+    carry_weights=(0.4, 0.25, 0.2, 0.15),
+    body_cluster_weights=(0.25, 0.3, 0.2, 0.25),
+    occlusion_prob=0.3,
+    ambient_temperature=(0.1, 0.25),
+)
+"""LLCM-like: nine cameras recording both modalities (no near-infrared on camera 3), low light, strong noise."""
+
+VCM_DOMAIN = DomainSpec(
+    name="vcm",
+    visible_cameras=(1, 2, 3, 4, 5, 6),
+    infrared_cameras=(1, 2, 3, 4, 5, 6),
+    outdoor_cameras=(1, 2, 3, 4, 5, 6),
+    resolution_factor=0.75,
+    blur_sigma=(0.2, 0.9),
+    visible_brightness=(0.7, 1.2),
+    colour_cast_strength=0.15,
+    visible_noise=(0.01, 0.04),
+    infrared_noise=(0.02, 0.05),
+    thermal_weight=0.6,
+    infrared_texture=0.7,
+    black_hot_fraction=0.5,
+    background_families=("street", "corridor"),
+    outdoor_background_families=("street",),
+    palette=_rgb("17202a", "f4f6f6", "2471a3", "922b21", "196f3d", "b9770e", "808b96", "e74c3c"),
+    pattern_weights=(0.4, 0.25, 0.15, 0.2),
+    carry_weights=(0.2, 0.55, 0.1, 0.15),
+    body_cluster_weights=(0.25, 0.35, 0.25, 0.15),
+    occlusion_prob=0.25,
+    ambient_temperature=(0.2, 0.35),
+)
+"""HITSZ-VCM-like: six campus cameras in both modalities, video tracklets, half the infrared cameras black-hot."""
+
+DOMAINS: dict[str, DomainSpec] = {d.name: d for d in (REGDB_DOMAIN, SYSU_DOMAIN, LLCM_DOMAIN, VCM_DOMAIN)}
+"""The four named domains, by reader name."""

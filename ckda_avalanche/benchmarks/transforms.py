@@ -1,0 +1,171 @@
+"""Train and test image transforms for VI-ReID (torchvision.transforms.v2).
+
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec §6) trains with: resize, horizontal flip, ImageNet
+normalisation and random erasing (p = 0.5); infrared images additionally get, chosen at random, either a colour
+jitter (brightness 0.3, contrast 0.3) or a Gaussian blur (kernel 21, sigma in [0.1, 3]). Testing only resizes and
+normalises.
+
+Because part of the pipeline depends on the image's modality, the transforms built here are
+:class:`ModalityAwareTransform` objects called as ``transform(image, modality)``. The stream's dataset
+(``reid_dataset.py``) passes each sample's modality; Avalanche's transform groups swap the whole object between
+``train`` and ``eval``.
+
+Pipeline order (train): ``ToImage -> Resize -> [infrared only: RandomChoice(ColorJitter, GaussianBlur)] ->
+RandomHorizontalFlip -> ToDtype(float32, scale) -> Normalize -> RandomErasing -> ToPureTensor``. The infrared
+augmentation runs on the resized uint8 image so its cost and the blur's reach do not depend on the file's size.
+Randomness comes from torch's global generator (seeded per DataLoader worker by PyTorch).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torchvision.transforms import InterpolationMode, v2
+
+from .sample import INFRARED, VISIBLE
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+"""Per-channel mean of ImageNet (RGB, [0, 1] scale)."""
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+"""Per-channel standard deviation of ImageNet (RGB, [0, 1] scale)."""
+
+_INTERPOLATIONS = {
+    "nearest": InterpolationMode.NEAREST,
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+}
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation of CKDA (spec §6); defaults are the published setting."""
+
+    flip_p: float = 0.5
+    """Probability of a horizontal flip."""
+    erase_p: float = 0.5
+    """Probability of random erasing (torchvision defaults: area 2-33 %, aspect 0.3-3.3, erased to 0)."""
+    infrared_aug_p: float = 1.0
+    """Probability that an infrared image gets the colour-jitter-or-blur augmentation (1.0 = always, published)."""
+    jitter_brightness: float = 0.3
+    """ColorJitter brightness factor for infrared images."""
+    jitter_contrast: float = 0.3
+    """ColorJitter contrast factor for infrared images."""
+    blur_kernel: int = 21
+    """GaussianBlur kernel size (odd) for infrared images; must be smaller than twice the image's shorter side."""
+    blur_sigma: tuple[float, float] = (0.1, 3.0)
+    """Range the GaussianBlur sigma is drawn from, uniformly."""
+    interpolation: str = "bicubic"
+    """Resize interpolation: "nearest", "bilinear" or "bicubic"."""
+
+    def __post_init__(self) -> None:
+        for name in ("flip_p", "erase_p", "infrared_aug_p"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"AugmentConfig.{name}: expected a probability in [0, 1], got {value}")
+        for name in ("jitter_brightness", "jitter_contrast"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AugmentConfig.{name}: expected >= 0, got {getattr(self, name)}")
+        if self.blur_kernel < 1 or self.blur_kernel % 2 == 0:
+            raise ValueError(f"AugmentConfig.blur_kernel: expected a positive odd integer, got {self.blur_kernel}")
+        low, high = self.blur_sigma
+        if not 0 < low <= high:
+            raise ValueError(f"AugmentConfig.blur_sigma: expected 0 < low <= high, got {self.blur_sigma}")
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ValueError(
+                f"AugmentConfig.interpolation: expected one of {sorted(_INTERPOLATIONS)}, got {self.interpolation!r}"
+            )
+
+
+class ModalityAwareTransform:
+    """An image transform whose middle stage depends on the modality: ``transform(image, modality) -> Tensor``.
+
+    ``common_pre`` runs on every image, then ``infrared_only`` on infrared images (modality 1) only, then
+    ``common_post`` on every image. ``image`` may be a PIL image or a uint8 ``(3, H, W)`` tensor; the output is a
+    plain float ``(3, H, W)`` tensor.
+    """
+
+    def __init__(
+        self,
+        *,
+        common_pre: Callable[[Any], Any],
+        common_post: Callable[[Any], torch.Tensor],
+        infrared_only: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.common_pre = common_pre
+        self.infrared_only = infrared_only
+        self.common_post = common_post
+
+    def __call__(self, image: Any, modality: int) -> torch.Tensor:
+        if modality not in (VISIBLE, INFRARED):
+            raise ValueError(f"modality: expected {VISIBLE} (visible) or {INFRARED} (infrared), got {modality!r}")
+        out = self.common_pre(image)
+        if modality == INFRARED and self.infrared_only is not None:
+            out = self.infrared_only(out)
+        return self.common_post(out)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(common_pre={self.common_pre!r}, infrared_only={self.infrared_only!r}, "
+            f"common_post={self.common_post!r})"
+        )
+
+
+def _check_img_size(img_size: tuple[int, int]) -> tuple[int, int]:
+    if len(img_size) != 2 or any(int(s) != s or s < 1 for s in img_size):
+        raise ValueError(f"img_size: expected (height, width) positive integers, got {img_size!r}")
+    return int(img_size[0]), int(img_size[1])
+
+
+def _resize_stage(img_size: tuple[int, int], interpolation: str) -> v2.Compose:
+    return v2.Compose([v2.ToImage(), v2.Resize(img_size, interpolation=_INTERPOLATIONS[interpolation], antialias=True)])
+
+
+def _normalise_stage() -> list[v2.Transform]:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)]
+
+
+def build_train_transform(
+    img_size: tuple[int, int], *, config: AugmentConfig | None = None
+) -> ModalityAwareTransform:
+    """CKDA's training transform (spec §6) for images resized to ``img_size = (height, width)``."""
+    height, width = _check_img_size(img_size)
+    cfg = AugmentConfig() if config is None else config
+    # torchvision's blur pads with reflection, which needs padding < size on both sides.
+    if cfg.blur_kernel // 2 >= min(height, width):
+        raise ValueError(
+            f"AugmentConfig.blur_kernel={cfg.blur_kernel} is too large for img_size {img_size}: "
+            f"expected blur_kernel // 2 < {min(height, width)}"
+        )
+    infrared = v2.RandomApply(
+        [
+            v2.RandomChoice(
+                [
+                    v2.ColorJitter(brightness=cfg.jitter_brightness, contrast=cfg.jitter_contrast),
+                    v2.GaussianBlur(kernel_size=cfg.blur_kernel, sigma=cfg.blur_sigma),
+                ]
+            )
+        ],
+        p=cfg.infrared_aug_p,
+    )
+    post = v2.Compose(
+        [
+            v2.RandomHorizontalFlip(p=cfg.flip_p),
+            *_normalise_stage(),
+            v2.RandomErasing(p=cfg.erase_p),
+            v2.ToPureTensor(),
+        ]
+    )
+    return ModalityAwareTransform(
+        common_pre=_resize_stage((height, width), cfg.interpolation), infrared_only=infrared, common_post=post
+    )
+
+
+def build_eval_transform(img_size: tuple[int, int], *, interpolation: str = "bicubic") -> ModalityAwareTransform:
+    """Deterministic test transform: resize to ``img_size = (height, width)`` and ImageNet-normalise."""
+    height, width = _check_img_size(img_size)
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation: expected one of {sorted(_INTERPOLATIONS)}, got {interpolation!r}")
+    post = v2.Compose([*_normalise_stage(), v2.ToPureTensor()])
+    return ModalityAwareTransform(common_pre=_resize_stage((height, width), interpolation), common_post=post)

@@ -1,0 +1,202 @@
+"""Tidy long-form CSV of every ReID score: the single source the reports (`ckda_avalanche.reporting`) read.
+
+One row per value, columns exactly `TIDY_COLUMNS`:
+
+==============  =========================================================================================
+run             run identifier (e.g. the run directory name)
+method          method name (``ckda``, ``naive``, ``lwf``, ...)
+seed            integer seed
+train_exp       training sessions finished when the value was measured (0 before any training)
+eval_dataset    dataset name; ``seen_avg`` for stream-level means / forgetting / BWT; ``-`` for run-level rows
+protocol        evaluation protocol (``paper`` / ``full``)
+trial           trial name; ``mean`` for the mean over trials; ``-`` for stream-level and run-level rows
+metric          ``mAP``, ``Rank1``, ``Rank5``, ``Rank10``, ``mINP``, ``forgetting/mAP``, ``forgetting/Rank1``,
+                ``bwt/mAP``, ``bwt/Rank1``; run-level rows written by the runner: ``memory_bytes/<kind>`` (bytes
+                kept between sessions after session ``train_exp``), ``train_time_s`` (seconds spent training
+                session ``train_exp``, one row per session)
+value           float; retrieval scores are fractions in [0, 1] (reports display percent)
+==============  =========================================================================================
+
+Writes are append-only and flushed after every callback, so a crash loses nothing already evaluated. On resume the
+runner calls `truncate_after_train_exp` (atomic rewrite) and starts a new `TidyCSVLogger` on the same file, which
+appends after checking the header.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from avalanche.logging import BaseLogger
+
+from .metric_value import ReIDMetricValue
+
+if TYPE_CHECKING:
+    from avalanche.evaluation.metric_results import MetricValue
+
+__all__ = [
+    "TIDY_COLUMNS", "TidyCSVLogger", "tidy_rows_from_csv", "truncate_after_train_exp", "append_extra_rows",
+]
+
+TIDY_COLUMNS: tuple[str, ...] = (
+    "run", "method", "seed", "train_exp", "eval_dataset", "protocol", "trial", "metric", "value",
+)
+"""Column names of the tidy CSV, in file order."""
+
+
+def _format_row(row: Mapping[str, object], where: str) -> list[str]:
+    missing = [c for c in TIDY_COLUMNS if c not in row]
+    extra = [c for c in row if c not in TIDY_COLUMNS]
+    if missing or extra:
+        raise ValueError(f"{where}: tidy row must have exactly the columns {TIDY_COLUMNS}; "
+                         f"missing {missing}, unexpected {extra}")
+    try:
+        seed, train_exp, value = int(row["seed"]), int(row["train_exp"]), float(row["value"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: seed and train_exp must be integers and value a number, got "
+                         f"seed={row['seed']!r} train_exp={row['train_exp']!r} value={row['value']!r}") from exc
+    if train_exp < 0:
+        raise ValueError(f"{where}: train_exp must be >= 0, got {train_exp}")
+    if math.isinf(value):
+        raise ValueError(f"{where}: value must be finite or NaN, got {value}")
+    text = {c: str(row[c]) for c in ("run", "method", "eval_dataset", "protocol", "trial", "metric")}
+    empty = [c for c, v in text.items() if not v]
+    if empty:
+        raise ValueError(f"{where}: empty text in column(s) {empty}")
+    return [text["run"], text["method"], str(seed), str(train_exp), text["eval_dataset"], text["protocol"],
+            text["trial"], text["metric"], repr(value)]
+
+
+def _check_header(path: Path) -> None:
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if header is None:
+        raise ValueError(f"{path}: empty file, expected the tidy CSV header {','.join(TIDY_COLUMNS)}")
+    if tuple(header) != TIDY_COLUMNS:
+        raise ValueError(f"{path}: header {header} is not the tidy CSV header {list(TIDY_COLUMNS)}")
+
+
+def _append(path: Path, rows: Sequence[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        _check_header(path)
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(TIDY_COLUMNS)
+        writer.writerows(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class TidyCSVLogger(BaseLogger):
+    """Avalanche logger writing every `ReIDMetricValue` as a tidy row (other metric values are not its business).
+
+    Works side by side with ``InteractiveLogger`` / ``TensorBoardLogger``. Creates ``path`` with its header, or
+    appends to an existing tidy CSV (resume). Values of periodic evaluations inside ``train()`` are plain
+    `MetricValue`s (see `evaluation.metrics`) and are therefore not written.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, run: str, method: str, seed: int,
+        dataset_names: Sequence[str] | None = None, protocol: str,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.run, self.method, self.seed, self.protocol = str(run), str(method), int(seed), str(protocol)
+        for field, value in (("run", self.run), ("method", self.method), ("protocol", self.protocol)):
+            if not value:
+                raise ValueError(f"TidyCSVLogger: {field} must be a non-empty string")
+        self.dataset_names = None if dataset_names is None else tuple(str(d) for d in dataset_names)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            _check_header(self.path)
+        else:
+            _append(self.path, [])
+        self.rows_written = 0
+        """Rows written by this logger instance."""
+
+    def _row(self, mval: ReIDMetricValue) -> list[str]:
+        allowed = ("seen_avg",) if self.dataset_names is None else ("seen_avg", *self.dataset_names)
+        if self.dataset_names is not None and mval.eval_dataset not in allowed:
+            raise ValueError(f"{self.path}: metric {mval.name!r} is for dataset {mval.eval_dataset!r}, which is "
+                             f"not one of this run's datasets {self.dataset_names}")
+        if mval.protocol != self.protocol:
+            raise ValueError(f"{self.path}: metric {mval.name!r} was computed with protocol {mval.protocol!r} "
+                             f"but this logger records protocol {self.protocol!r}")
+        return _format_row({
+            "run": self.run, "method": self.method, "seed": self.seed, "train_exp": mval.train_exp,
+            "eval_dataset": mval.eval_dataset, "protocol": mval.protocol, "trial": mval.trial,
+            "metric": mval.metric, "value": float(mval.value),
+        }, str(self.path))
+
+    def log_metrics(self, metric_values: list["MetricValue"]) -> None:
+        rows = [self._row(m) for m in metric_values if isinstance(m, ReIDMetricValue)]
+        if rows:
+            _append(self.path, rows)
+            self.rows_written += len(rows)
+
+
+def tidy_rows_from_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a tidy CSV (header checked) into a DataFrame with typed columns (seed/train_exp int, value float)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tidy CSV not found: {path}")
+    _check_header(path)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in ("seed", "train_exp"):
+        parsed = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame.index[parsed.isna() | (parsed != parsed.round())]
+        if len(bad):
+            raise ValueError(f"{path}, line {int(bad[0]) + 2}: column {column} must be an integer, "
+                             f"got {frame[column].iloc[bad[0]]!r}")
+        frame[column] = parsed.astype("int64")
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    bad = frame.index[values.isna() & (frame["value"].str.lower() != "nan")]
+    if len(bad):
+        raise ValueError(f"{path}, line {int(bad[0]) + 2}: column value must be a number, "
+                         f"got {frame['value'].iloc[bad[0]]!r}")
+    frame["value"] = values.astype("float64")
+    return frame[list(TIDY_COLUMNS)]
+
+
+def truncate_after_train_exp(path: str | os.PathLike[str], train_exp: int) -> int:
+    """Atomically rewrite ``path`` keeping only rows with ``train_exp <=`` the given value; returns rows dropped."""
+    path = Path(path)
+    frame = tidy_rows_from_csv(path)  # validates the whole file first
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    column = TIDY_COLUMNS.index("train_exp")
+    kept = [r for r in rows if int(r[column]) <= int(train_exp)]
+    handle_fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle_fd, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(kept)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return len(frame) - len(kept)
+
+
+def append_extra_rows(path: str | os.PathLike[str], rows: Iterable[Mapping[str, object]]) -> int:
+    """Append run-level rows (each a mapping with exactly `TIDY_COLUMNS`); creates the file if needed.
+
+    Returns the number of rows written. Convention: ``eval_dataset`` and ``trial`` are ``"-"``, metric names
+    ``memory_bytes/<kind>`` and ``train_time_s`` (see the module docstring).
+    """
+    path = Path(path)
+    formatted = [_format_row(row, f"{path}: extra row {i}") for i, row in enumerate(rows)]
+    _append(path, formatted)
+    return len(formatted)

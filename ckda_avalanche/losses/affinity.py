@@ -1,0 +1,89 @@
+"""Prototype-affinity distillation of CKDA's cross-modal knowledge alignment (CKA).
+
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec section 4.4). For a feature u and a prototype set Q,
+r(u, Q) = softmax_k(cos(u, q_k) / tau) with tau = 0.1 is a distribution over old identities. Within one modality
+group of the batch, A_ab = softmax_b(s * cos(r_a, r_b)); the teacher's feature gives A~; the loss is KL(A~ || A),
+batch mean. L_intra pairs each modality with its own prototypes, L_inter with the other modality's prototypes.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["AffinityTerms", "prototype_distribution", "affinity_matrix", "affinity_kl", "cka_terms", "cka_loss"]
+
+
+class AffinityTerms(NamedTuple):
+    """CKA's two terms before weighting."""
+
+    intra: torch.Tensor
+    """Visible samples vs visible prototypes and infrared vs infrared, averaged."""
+    inter: torch.Tensor
+    """Visible samples vs infrared prototypes and infrared vs visible, averaged."""
+
+
+def prototype_distribution(features: torch.Tensor, prototypes: torch.Tensor, *, tau: float = 0.1) -> torch.Tensor:
+    """r(u, Q) = softmax_k(cos(u, q_k) / tau), (B, K)."""
+    cos = F.normalize(features.float(), dim=1) @ F.normalize(prototypes.float(), dim=1).t()
+    return torch.softmax(cos / tau, dim=1)
+
+
+def affinity_matrix(distributions: torch.Tensor, *, scale: float = 0.1) -> torch.Tensor:
+    """Log of A_ab = softmax_b(scale * cos(r_a, r_b)), (B, B); log-space so KL is stable."""
+    r = F.normalize(distributions, dim=1)
+    return torch.log_softmax(scale * (r @ r.t()), dim=1)
+
+
+def affinity_kl(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    prototypes: torch.Tensor,
+    *,
+    scale: float = 0.1,
+    tau: float = 0.1,
+) -> torch.Tensor:
+    """KL(A~ || A) with batch-mean reduction for one modality group against one prototype set."""
+    log_a = affinity_matrix(prototype_distribution(student, prototypes, tau=tau), scale=scale)
+    with torch.no_grad():
+        log_a_teacher = affinity_matrix(prototype_distribution(teacher.detach(), prototypes, tau=tau), scale=scale)
+    return F.kl_div(log_a, log_a_teacher, reduction="batchmean", log_target=True)
+
+
+def cka_terms(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    modality: torch.Tensor,
+    visible_prototypes: torch.Tensor,
+    infrared_prototypes: torch.Tensor,
+    *,
+    scale: float = 0.1,
+    tau: float = 0.1,
+) -> AffinityTerms:
+    """L_intra and L_inter; a modality group with fewer than two samples or an empty prototype set is skipped.
+
+    Each term is the mean over the (group, prototype set) pairs that were computed; if none was, it is a zero that
+    still belongs to the student's graph.
+    """
+    zero = student.sum() * 0.0
+    intra: list[torch.Tensor] = []
+    inter: list[torch.Tensor] = []
+    for code, own, other in ((0, visible_prototypes, infrared_prototypes), (1, infrared_prototypes, visible_prototypes)):
+        group = modality == code
+        if int(group.sum()) < 2:
+            continue
+        s, t = student[group], teacher[group]
+        if own.numel() > 0:
+            intra.append(affinity_kl(s, t, own, scale=scale, tau=tau))
+        if other.numel() > 0:
+            inter.append(affinity_kl(s, t, other, scale=scale, tau=tau))
+    return AffinityTerms(
+        torch.stack(intra).mean() if intra else zero,
+        torch.stack(inter).mean() if inter else zero,
+    )
+
+
+def cka_loss(terms: AffinityTerms, *, intra_weight: float, inter_weight: float) -> torch.Tensor:
+    """intra_weight * L_intra + inter_weight * L_inter (published: beta (1-mu) and beta mu with beta=1, mu=0.5)."""
+    return intra_weight * terms.intra + inter_weight * terms.inter

@@ -1,0 +1,151 @@
+"""Leaderboard of methods from tidy CSVs: final seen-average mAP / Rank-1, per-dataset scores, forgetting, BWT,
+memory and training time, mean ± std over seeds.
+
+Per run (one seed), at its last session ``S`` (see ``shared/vi_lreid_protocol.md``, "Session reporting"):
+
+- ``seen_mAP`` / ``seen_Rank1``: `evaluation.forgetting.seen_average` of the per-dataset trial means at ``S``;
+- ``<dataset>/mAP`` / ``<dataset>/Rank1``: the dataset's score at ``S``;
+- ``forgetting_mAP`` / ``forgetting_Rank1``: `average_forgetting` at ``S`` (datasets learned before session S);
+- ``bwt_mAP`` / ``bwt_Rank1``: `backward_transfer` at ``S``;
+- ``memory_bytes``: the largest total of ``memory_bytes/<kind>`` rows over sessions (memory kept between
+  sessions); ``train_time_s``: the sum of the ``train_time_s`` rows (one per session).
+
+Across the seeds of a method: mean and sample standard deviation (ddof=1; NaN with one seed). All seeds of a
+method must have finished the same number of sessions. Scores are fractions in the DataFrame / CSV and percent
+(one decimal) in the markdown table; forgetting and BWT are shown in percentage points. Ranked by ``seen_mAP``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ckda_avalanche.evaluation.forgetting import average_forgetting, backward_transfer, seen_average
+
+from .tidy_data import RunScores, Sources, load_tidy, run_scores
+
+__all__ = ["HEADLINE_METRICS", "per_run_table", "build_leaderboard", "leaderboard_markdown", "write_leaderboard"]
+
+HEADLINE_METRICS: tuple[str, ...] = ("mAP", "Rank1")
+"""Metrics reported on the leaderboard."""
+
+
+def _final_values(run: RunScores) -> dict[str, float]:
+    values: dict[str, float] = {}
+    final = run.final_train_exp
+    where = f"run {run.run!r} (method {run.method!r}, seed {run.seed})"
+    for metric in HEADLINE_METRICS:
+        if metric not in run.matrices:
+            raise ValueError(f"{where}: no per-dataset {metric} rows")
+        matrix = run.matrices[metric]
+        try:
+            values[f"seen_{metric}"] = seen_average(matrix, after=final)
+            values[f"forgetting_{metric}"] = average_forgetting(matrix, after=final)
+            values[f"bwt_{metric}"] = backward_transfer(matrix, after=final)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+        for d, dataset in enumerate(run.datasets):
+            values[f"{dataset}/{metric}"] = float(matrix[final, d])
+    values["memory_bytes"] = max(run.memory_bytes.values()) if run.memory_bytes else float("nan")
+    values["train_time_s"] = sum(run.train_time_s.values()) if run.train_time_s else float("nan")
+    return values
+
+
+def per_run_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (method, protocol, run, seed, sessions) with the final values of `_final_values`."""
+    records = []
+    for run in run_scores(load_tidy(df)):
+        records.append({"method": run.method, "protocol": run.protocol, "run": run.run, "seed": run.seed,
+                        "sessions": run.final_train_exp, **_final_values(run)})
+    return pd.DataFrame.from_records(records)
+
+
+def build_leaderboard(df: pd.DataFrame) -> pd.DataFrame:
+    """Leaderboard: one row per (method, protocol) with ``<value>_mean`` / ``<value>_std`` columns, ``seeds``,
+    ``sessions``, ``rank``; sorted by ``seen_mAP_mean`` (best first). Values are fractions."""
+    runs = per_run_table(df)
+    value_columns = [c for c in runs.columns if c not in ("method", "protocol", "run", "seed", "sessions")]
+    rows = []
+    for (method, protocol), group in runs.groupby(["method", "protocol"], sort=True):
+        sessions = sorted(group["sessions"].unique())
+        if len(sessions) != 1:
+            detail = ", ".join(f"seed {s}: {n}" for s, n in zip(group["seed"], group["sessions"]))
+            raise ValueError(f"method {method!r} ({protocol}): seeds finished different numbers of sessions "
+                             f"({detail}); finish or remove the incomplete runs")
+        seeds = group["seed"].tolist()
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"method {method!r} ({protocol}): seed(s) appear in several runs: "
+                             f"{sorted(group['run'])}")
+        row: dict[str, object] = {"method": method, "protocol": protocol, "seeds": len(group),
+                                  "sessions": int(sessions[0])}
+        for column in value_columns:
+            values = group[column].to_numpy(dtype=np.float64)
+            row[f"{column}_mean"] = float(np.mean(values)) if not np.isnan(values).all() else float("nan")
+            row[f"{column}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        rows.append(row)
+    board = pd.DataFrame.from_records(rows)
+    board = board.sort_values("seen_mAP_mean", ascending=False, kind="stable").reset_index(drop=True)
+    board.insert(0, "rank", np.arange(1, len(board) + 1))
+    return board
+
+
+def _pct(mean: float, std: float, *, signed: bool = False) -> str:
+    if math.isnan(mean):
+        return "–"
+    text = f"{100 * mean:+.1f}" if signed else f"{100 * mean:.1f}"
+    return text if math.isnan(std) else f"{text} ± {100 * std:.1f}"
+
+
+def _plain(mean: float, std: float, scale: float, digits: int) -> str:
+    if math.isnan(mean):
+        return "–"
+    text = f"{mean / scale:.{digits}f}"
+    return text if math.isnan(std) else f"{text} ± {std / scale:.{digits}f}"
+
+
+def _duration(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "–"
+    scale, unit = (3600.0, "h") if mean >= 3600 else (60.0, "min") if mean >= 60 else (1.0, "s")
+    text = f"{mean / scale:.1f} {unit}"
+    return text if math.isnan(std) else f"{mean / scale:.1f} ± {std / scale:.1f} {unit}"
+
+
+def leaderboard_markdown(board: pd.DataFrame) -> str:
+    """Markdown table of `build_leaderboard` output (percent with one decimal; forgetting/BWT in points)."""
+    datasets = [c[: -len("/mAP_mean")] for c in board.columns if c.endswith("/mAP_mean")]
+    header = (["#", "Method", "Protocol", "Seeds", "Sessions", "Seen mAP", "Seen R1"]
+              + [f"{d} mAP / R1" for d in datasets]
+              + ["Forgetting mAP", "BWT mAP", "Forgetting R1", "BWT R1", "Memory (MiB)", "Train time"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for _, r in board.iterrows():
+        cells = [str(r["rank"]), str(r["method"]), str(r["protocol"]), str(r["seeds"]), str(r["sessions"]),
+                 _pct(r["seen_mAP_mean"], r["seen_mAP_std"]), _pct(r["seen_Rank1_mean"], r["seen_Rank1_std"])]
+        for d in datasets:
+            cells.append(f"{_pct(r[f'{d}/mAP_mean'], r[f'{d}/mAP_std'])} / "
+                         f"{_pct(r[f'{d}/Rank1_mean'], r[f'{d}/Rank1_std'])}")
+        for column in ("forgetting_mAP", "bwt_mAP", "forgetting_Rank1", "bwt_Rank1"):
+            cells.append(_pct(r[f"{column}_mean"], r[f"{column}_std"], signed=column.startswith("bwt")))
+        cells.append(_plain(r["memory_bytes_mean"], r["memory_bytes_std"], 2**20, 1))
+        cells.append(_duration(r["train_time_s_mean"], r["train_time_s_std"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    note = ("\nScores in percent (mean ± sample std over seeds). Seen = mean over the datasets learned so far, "
+            "after the last session. Forgetting: best earlier score minus final score, averaged over datasets "
+            "learned before the last session (points; lower is better). BWT: final minus just-learned score "
+            "(points; higher is better). Memory: bytes kept between sessions (largest over sessions).\n")
+    return "\n".join(lines) + "\n" + note
+
+
+def write_leaderboard(sources: Sources, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Build the leaderboard from run directories / tidy CSVs and write ``leaderboard.csv`` (fractions) and
+    ``leaderboard.md`` into ``out_dir``; returns both paths."""
+    board = build_leaderboard(load_tidy(sources))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
+    board.to_csv(csv_path, index=False)
+    md_path.write_text(leaderboard_markdown(board), encoding="utf-8")
+    return csv_path, md_path

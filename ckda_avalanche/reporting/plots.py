@@ -1,0 +1,225 @@
+"""Figures from tidy CSVs only (matplotlib, Agg backend).
+
+`plot_runs` draws, for every protocol present:
+
+- ``seen_mAP``, ``seen_Rank1``: seen-average after each session, one line per method;
+- ``per_dataset_mAP``: one panel per dataset, its mAP after each session, one line per method;
+- ``matrix_<method>``: session x dataset heatmaps of mAP and of forgetting (`evaluation.forgetting`), with numbers.
+
+Several seeds: the line is the mean and the band the mean ± std over seeds; heatmaps show the mean. Every method
+keeps the same colour in every figure (`method_color`). Values are plotted in percent.
+"""
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ckda_avalanche.evaluation.forgetting import forgetting_per_dataset, seen_average  # noqa: E402
+
+from .tidy_data import RunScores, Sources, load_tidy, run_scores  # noqa: E402
+
+__all__ = ["KNOWN_METHOD_COLORS", "method_color", "plot_runs"]
+
+KNOWN_METHOD_COLORS: dict[str, str] = {
+    "ckda": "#d62728", "naive": "#7f7f7f", "finetune": "#7f7f7f", "joint": "#000000", "lwf": "#1f77b4",
+    "ewc": "#ff7f0e", "si": "#bcbd22", "lfl": "#17becf", "replay": "#2ca02c", "gdumb": "#8c564b",
+    "agem": "#9467bd", "gem": "#e377c2", "cumulative": "#393b79", "l2p": "#637939", "pcl": "#843c39",
+}
+"""Fixed colours of the methods this project ships (lower-case names)."""
+
+_FALLBACK = plt.get_cmap("tab20b").colors
+
+
+def method_color(method: str) -> str:
+    """Colour of ``method`` in every figure: a fixed colour for known methods, else a stable hash into tab20b."""
+    known = KNOWN_METHOD_COLORS.get(method.lower())
+    if known is not None:
+        return known
+    r, g, b = _FALLBACK[zlib.crc32(method.encode("utf-8")) % len(_FALLBACK)][:3]
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _aligned(runs: list[RunScores], metric: str, datasets: list[str]) -> np.ndarray:
+    """Stack runs' matrices of ``metric`` as ``(runs, sessions + 1, datasets)``, NaN-padded to common shape."""
+    rows = max(r.final_train_exp for r in runs) + 1
+    out = np.full((len(runs), rows, len(datasets)), np.nan)
+    for i, run in enumerate(runs):
+        matrix = run.matrices.get(metric)
+        if matrix is None:
+            continue
+        for d, name in enumerate(run.datasets):
+            out[i, : matrix.shape[0], datasets.index(name)] = matrix[:, d]
+    return out
+
+
+def _learned_at(run: RunScores, datasets: list[str]) -> list[int]:
+    # Dataset d of a run is learned in session d + 1 (stream order); datasets the run lacks are never learned.
+    return [run.datasets.index(d) + 1 if d in run.datasets else len(datasets) + 10**6 for d in datasets]
+
+
+def _nan_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    counts = (~np.isnan(values)).sum(axis=0)
+    total = np.where(counts > 0, np.nansum(values, axis=0), np.nan)
+    mean = total / np.maximum(counts, 1)
+    sq = np.nansum((values - mean) ** 2, axis=0)
+    std = np.where(counts > 1, np.sqrt(sq / np.maximum(counts - 1, 1)), np.nan)
+    return mean, std
+
+
+def _line(ax: plt.Axes, x: np.ndarray, per_seed: np.ndarray, method: str) -> None:
+    mean, std = _nan_stats(per_seed)
+    keep = ~np.isnan(mean)
+    if not keep.any():
+        return
+    colour = method_color(method)
+    label = method if per_seed.shape[0] == 1 else f"{method} (mean ± std, n={per_seed.shape[0]})"
+    ax.plot(x[keep], 100 * mean[keep], marker="o", color=colour, label=label, linewidth=2)
+    band = keep & ~np.isnan(std)
+    if band.any():
+        ax.fill_between(x[band], 100 * (mean - std)[band], 100 * (mean + std)[band], color=colour, alpha=0.2)
+
+
+def _session_axis(ax: plt.Axes, sessions: int, datasets: list[str]) -> None:
+    ticks = np.arange(1, sessions + 1)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{s}\n+{datasets[s - 1]}" if s - 1 < len(datasets) else str(s) for s in ticks])
+    ax.set_xlabel("training session (dataset learned)")
+    ax.grid(True, alpha=0.3)
+
+
+def _save(fig: plt.Figure, out: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
+    paths = []
+    for fmt in formats:
+        path = out / f"{stem}.{fmt}"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _seen_curve(by_method: dict[str, list[RunScores]], metric: str, datasets: list[str], protocol: str,
+                out: Path, formats: tuple[str, ...]) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sessions = max(r.final_train_exp for runs in by_method.values() for r in runs)
+    x = np.arange(1, sessions + 1)
+    for method, runs in by_method.items():
+        per_seed = np.full((len(runs), sessions), np.nan)
+        for i, run in enumerate(runs):
+            matrix = run.matrices.get(metric)
+            if matrix is None:
+                continue
+            for s in range(1, matrix.shape[0]):
+                per_seed[i, s - 1] = seen_average(matrix, after=s, strict=False)
+        _line(ax, x, per_seed, method)
+    label = "Rank-1" if metric == "Rank1" else metric
+    ax.set_ylabel(f"seen-average {label} (%)")
+    ax.set_title(f"Seen-average {label} after each session ({protocol} protocol)")
+    _session_axis(ax, sessions, datasets)
+    ax.legend(loc="best", fontsize=9)
+    return _save(fig, out, f"seen_{metric}_{_safe(protocol)}", formats)
+
+
+def _per_dataset(by_method: dict[str, list[RunScores]], datasets: list[str], protocol: str, out: Path,
+                 formats: tuple[str, ...]) -> list[Path]:
+    cols = min(4, len(datasets))
+    nrows = int(np.ceil(len(datasets) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 3.2 * nrows), squeeze=False, sharey=True)
+    sessions = max(r.final_train_exp for runs in by_method.values() for r in runs)
+    x = np.arange(1, sessions + 1)
+    for d, dataset in enumerate(datasets):
+        ax = axes[d // cols][d % cols]
+        for method, runs in by_method.items():
+            stacked = _aligned(runs, "mAP", datasets)
+            per_seed = np.full((len(runs), sessions), np.nan)
+            per_seed[:, : stacked.shape[1] - 1] = stacked[:, 1:, d]
+            _line(ax, x, per_seed, method)
+        ax.axvline(d + 1, color="#999999", linestyle=":", linewidth=1)
+        ax.set_title(f"{dataset} mAP")
+        ax.set_xticks(x)
+        ax.set_xlabel("session")
+        ax.grid(True, alpha=0.3)
+        if d % cols == 0:
+            ax.set_ylabel("mAP (%)")
+    for k in range(len(datasets), nrows * cols):
+        axes[k // cols][k % cols].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))),
+               bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(labels) > 6)))
+    fig.suptitle(f"Per-dataset mAP after each session ({protocol} protocol; dotted: session it is learned)")
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return _save(fig, out, f"per_dataset_mAP_{_safe(protocol)}", formats)
+
+
+def _heatmap(ax: plt.Axes, values: np.ndarray, datasets: list[str], title: str, cmap: str, *,
+             vmin: float, vmax: float) -> None:
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        if not np.isnan(v):
+            r, g, b, _ = image.cmap(image.norm(v))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white text on dark cells
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=10, color="white" if dark else "black")
+    ax.set_xticks(range(len(datasets)))
+    ax.set_xticklabels(datasets)
+    ax.set_yticks(range(values.shape[0]))
+    ax.set_yticklabels([f"after {s + 1}" for s in range(values.shape[0])])
+    ax.set_xlabel("evaluated dataset")
+    ax.set_title(title)
+
+
+def _matrix(method: str, runs: list[RunScores], datasets: list[str], protocol: str, out: Path,
+            formats: tuple[str, ...]) -> list[Path]:
+    stacked = _aligned(runs, "mAP", datasets)
+    sessions = stacked.shape[1] - 1
+    forgetting = np.full_like(stacked, np.nan)
+    for i, run in enumerate(runs):
+        for s in range(1, sessions + 1):
+            if not np.isnan(stacked[i, s]).all():
+                forgetting[i, s] = forgetting_per_dataset(stacked[i], after=s, learned_at=_learned_at(run, datasets))
+    mean_map, _ = _nan_stats(100 * stacked[:, 1:])
+    mean_forget, _ = _nan_stats(100 * forgetting[:, 1:])
+    fig, axes = plt.subplots(1, 2, figsize=(1.5 * len(datasets) * 2 + 3, 0.8 * sessions + 2.2))
+    _heatmap(axes[0], mean_map, datasets, "mAP (%)", "viridis", vmin=0.0, vmax=100.0)
+    top = max(1.0, float(np.nanmax(np.abs(mean_forget))) if not np.isnan(mean_forget).all() else 1.0)
+    # Diverging map centred on 0: red = forgotten, blue = improved since its best earlier score.
+    _heatmap(axes[1], mean_forget, datasets, "forgetting (mAP points)", "RdBu_r", vmin=-top, vmax=top)
+    seeds = f"mean of {len(runs)} seeds" if len(runs) > 1 else f"seed {runs[0].seed}"
+    fig.suptitle(f"{method}: session x dataset ({protocol} protocol, {seeds})", color=method_color(method))
+    fig.tight_layout()
+    return _save(fig, out, f"matrix_{_safe(method)}_{_safe(protocol)}", formats)
+
+
+def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
+              formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """Draw every figure for every protocol in ``sources`` into ``out_dir``; returns the written files."""
+    if not formats:
+        raise ValueError("formats must name at least one file format, e.g. ('png',)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = run_scores(load_tidy(sources))
+    written: list[Path] = []
+    for protocol in sorted({r.protocol for r in runs}):
+        chosen = [r for r in runs if r.protocol == protocol]
+        datasets: list[str] = []
+        for run in chosen:
+            datasets += [d for d in run.datasets if d not in datasets]
+        by_method: dict[str, list[RunScores]] = {}
+        for run in chosen:
+            by_method.setdefault(run.method, []).append(run)
+        for metric in ("mAP", "Rank1"):
+            written += _seen_curve(by_method, metric, datasets, protocol, out, formats)
+        written += _per_dataset(by_method, datasets, protocol, out, formats)
+        for method, method_runs in by_method.items():
+            written += _matrix(method, method_runs, datasets, protocol, out, formats)
+    return written

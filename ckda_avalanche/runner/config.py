@@ -1,0 +1,74 @@
+"""Run configuration: one typed dataclass for a leaderboard run, and its named presets (``cpu``, ``paper``, ``test``).
+
+A preset is a named instance of `RunConfig`; ``--config file.yaml|json`` overrides any field of it (nested
+mappings for ``train``, and ``method_overrides: {ckda: {beta: 0.0}}`` for a method's own config dataclass).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckda_avalanche.benchmarks.streams import DEFAULT_ORDER
+from ckda_avalanche.strategies.config import TrainConfig
+
+ALL_METHODS: tuple[str, ...] = ("ckda", "finetune", "joint", "lwf", "ewc", "replay", "l2p", "lstkc", "dkp")
+"""Every method of the leaderboard, in display order."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a leaderboard run needs besides the method names, seeds, data root and output folder."""
+
+    model: str = "cpu"
+    """Registered model name or preset alias (``ckda_avalanche.models.list_models(True)``)."""
+    pretrained: str | None = None
+    """Local timm/ImageNet ViT checkpoint (.pth/.safetensors/.npz) loaded into the backbone; None = random init."""
+    datasets: tuple[str, ...] = DEFAULT_ORDER
+    """Session order (dataset names: regdb, sysu, llcm, vcm)."""
+    protocol: str = "paper"
+    """Evaluation protocol: ``paper`` (published single setting) or ``full`` (all trials and directions)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Per-session optimisation (shared by every method)."""
+    eval_mb_size: int = 128
+    """Batch size of feature extraction."""
+    synthetic_scale: float = 1.0
+    """Identity-count multiplier of the generated synthetic datasets (``--data synthetic``)."""
+    synthetic_seed: int = 0
+    """Seed of the generated synthetic datasets."""
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-method overrides of that method's config dataclass, e.g. ``{"ckda": {"beta": 0.0}}``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (written to ``config.json``)."""
+        return dataclasses.asdict(self)
+
+
+PAPER = RunConfig(model="paper", train=TrainConfig(), eval_mb_size=128)
+"""Published setting: ViT-B/16 at 256x128 (stride 12), 50 epochs per session, 8 ids x 4 images x 2 modalities."""
+
+CPU = RunConfig(
+    model="cpu",
+    train=TrainConfig(epochs=12, warmup_epochs=1),
+    eval_mb_size=256,
+)
+"""The default synthetic leaderboard on 2 CPU cores: a 4-block ViT-Tiny-width model at 128x64, short sessions."""
+
+TEST = RunConfig(
+    model="test",
+    train=TrainConfig(epochs=1, warmup_epochs=0, num_identities=4, num_instances=2),
+    eval_mb_size=64,
+    synthetic_scale=0.15,
+)
+"""Seconds-sized runs for the test suite (2-block micro ViT at 64x32, tiny synthetic data)."""
+
+RUN_PRESETS: dict[str, RunConfig] = {"cpu": CPU, "paper": PAPER, "test": TEST}
+"""Named run presets."""
+
+
+def get_preset(name: str) -> RunConfig:
+    """The preset called ``name``; a clear error listing the choices otherwise."""
+    try:
+        return RUN_PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(RUN_PRESETS)}") from None

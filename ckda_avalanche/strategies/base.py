@@ -1,0 +1,303 @@
+"""`ReIDTemplate`: the Avalanche strategy template every ReID method of this package builds on.
+
+It adapts Avalanche's `SupervisedTemplate` to lifelong VI-ReID as CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv
+2511.15016) trains it (spec sections 2 and 6):
+
+- training batches come from the identity-balanced cross-modality sampler (P ids x K visible + same ids x K IR);
+- each session gets a new classifier over its own identities (`experience.reid.num_identities`; never on eval
+  experiences), a new AdamW (ViT blocks + patch embedding at `backbone_lr_mult` x lr) and a new per-iteration
+  warm-up + cosine schedule (`strategies/optim.py`);
+- labels are made session-local (minus `experience.reid.label_offset`) before the criterion;
+- the forward passes each sample's modality (`mbatch[3]`);
+- mixed precision per `TrainConfig.amp` (`strategies/precision.py` says where it is used);
+- the loss is checked to be finite every step (error names session, epoch and iteration);
+- `state_dict()` / `load_state_dict()` cover the model and every plugin with state; `memory_report()` sums them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from avalanche.core import BasePlugin
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+from torch.optim import Optimizer
+
+from ckda_avalanche.benchmarks.sampler import make_identity_batch_loader
+from ckda_avalanche.losses.reid_criterion import ReIDCriterion
+from ckda_avalanche.strategies.config import TrainConfig
+from ckda_avalanche.strategies.optim import build_optimizer, make_scheduler, rebuild_optimizer
+from ckda_avalanche.strategies.precision import autocast_context, resolve_amp_dtype
+
+__all__ = ["ReIDTemplate", "resolve_device", "silent_evaluator", "tensor_bytes"]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def silent_evaluator() -> EvaluationPlugin:
+    """An evaluator with no metric and no logger (Avalanche's default accuracy metric cannot read ReID outputs)."""
+    return EvaluationPlugin(loggers=[])
+
+
+def tensor_bytes(tensors: Any) -> int:
+    """Total bytes of the tensors in a (nested) dict / list / tuple / tensor / module."""
+    if isinstance(tensors, torch.Tensor):
+        return tensors.numel() * tensors.element_size()
+    if isinstance(tensors, nn.Module):
+        return tensor_bytes(list(tensors.state_dict(keep_vars=True).values()))
+    if isinstance(tensors, dict):
+        return sum(tensor_bytes(v) for v in tensors.values())
+    if isinstance(tensors, (list, tuple)):
+        return sum(tensor_bytes(v) for v in tensors)
+    return 0
+
+
+class ReIDTemplate(SupervisedTemplate):
+    """Supervised template for lifelong VI-ReID streams (minibatch ``(image, pid, camid, modality, task)``)."""
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        optimizer: Optimizer | None = None,
+        criterion: Callable[..., torch.Tensor] | None = None,
+        config: TrainConfig = TrainConfig(),
+        train_epochs: int | None = None,
+        eval_mb_size: int = 64,
+        device: str | torch.device = "auto",
+        plugins: Sequence[BasePlugin] | None = None,
+        evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] | None = silent_evaluator,
+        eval_every: int = -1,
+    ) -> None:
+        """``optimizer=None`` builds AdamW from ``config``; a given optimiser is re-created each session with its
+        class and defaults. ``criterion=None`` is `ReIDCriterion` with default weights. ``train_epochs=None`` uses
+        ``config.epochs``. The training batch size is ``config.train_mb_size`` (2 P K)."""
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
+        epochs = config.epochs if train_epochs is None else train_epochs
+        if epochs < 1:
+            raise ValueError(f"train_epochs: expected >= 1, got {epochs}")
+        self._user_optimizer = optimizer is not None
+        resolved = resolve_device(device)
+        self.amp_dtype: torch.dtype | None = resolve_amp_dtype(config.amp, resolved)
+        """Autocast dtype in use (None: float32)."""
+        super().__init__(
+            model=model,
+            optimizer=optimizer if optimizer is not None else build_optimizer(model, config),
+            criterion=criterion if criterion is not None else ReIDCriterion(),
+            train_mb_size=config.train_mb_size,
+            train_epochs=epochs,
+            eval_mb_size=eval_mb_size,
+            device=resolved,
+            plugins=plugins,
+            evaluator=evaluator,
+            eval_every=eval_every,
+        )
+        self.config = config
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        """Per-iteration warm-up + cosine schedule of the current session."""
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.label_offset: int = 0
+        """Label offset of the current training session (subtracted from pids before the criterion)."""
+        self.sessions_trained: int = 0
+        """Number of training sessions completed (saved in `state_dict`)."""
+
+    # ------------------------------------------------------------------ session setup
+    def session_info(self, experience: Any = None) -> Any:
+        """``experience.reid`` (ReIDExperienceInfo) of ``experience`` or the current one, with a clear error."""
+        experience = self.experience if experience is None else experience
+        info = getattr(experience, "reid", None)
+        if info is None:
+            raise AttributeError(
+                "ReIDTemplate: the experience has no `reid` attribute (ReIDExperienceInfo); build the stream with "
+                "ckda_avalanche.benchmarks.streams.vi_lreid_benchmark"
+            )
+        return info
+
+    @property
+    def session_index(self) -> int:
+        """Index of the current experience in its stream."""
+        return int(getattr(self.experience, "current_experience", self.sessions_trained))
+
+    def make_train_dataloader(self, **kwargs: Any) -> None:
+        """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared)."""
+        self.dataloader = make_identity_batch_loader(
+            self.adapted_dataset,
+            num_identities=self.config.num_identities,
+            num_instances=self.config.num_instances,
+            seed=self.config.seed * 1000 + self.session_index,
+            allow_unpaired=self.config.allow_unpaired_identities,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def check_model_and_optimizer(self, **kwargs: Any) -> None:
+        """Every session: adapt the model (new classifier), then a new optimiser and schedule."""
+        self.model = self.model_adaptation()
+        self.make_optimizer()
+
+    def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
+        """Avalanche's dynamic-module adaptation; in training also a new classifier for this session's identities."""
+        model = super().model_adaptation(model)
+        if self.is_training:
+            info = self.session_info()
+            self.label_offset = int(info.label_offset)
+            model.reset_classifier(int(info.num_identities))
+            model.to(self.device)
+        return model
+
+    def make_optimizer(self, **kwargs: Any) -> None:
+        """A new optimiser over the current parameters and a new per-iteration schedule for this session."""
+        if self._user_optimizer:
+            self.optimizer = rebuild_optimizer(self.optimizer, self.model, self.config)
+        else:
+            self.optimizer = build_optimizer(self.model, self.config)
+        iterations = len(self.dataloader) if hasattr(self.dataloader, "__len__") else 1
+        self.scheduler = make_scheduler(self.optimizer, self.config, iterations_per_epoch=max(1, iterations),
+                                        epochs=self.train_epochs)
+
+    # ------------------------------------------------------------------ one step
+    @property
+    def mb_modality(self) -> torch.Tensor:
+        """Modality of each sample of the current minibatch (``mbatch[3]``)."""
+        return self.mbatch[3]
+
+    @property
+    def mb_local_y(self) -> torch.Tensor:
+        """Session-local labels of the current training minibatch (pid - label_offset)."""
+        return self.mb_y - self.label_offset
+
+    def autocast(self):
+        """The mixed-precision context of this strategy (null context when ``amp_dtype`` is None)."""
+        return autocast_context(self.device, self.amp_dtype)
+
+    def forward(self) -> Any:
+        """``model(x, modality)``; in eval the feature is returned as float32."""
+        with self.autocast():
+            output = self.model(self.mb_x, self.mb_modality)
+        if not self.is_training and isinstance(output, torch.Tensor):
+            output = output.float()
+        return output
+
+    def criterion(self) -> torch.Tensor:
+        """The criterion on session-local labels in training; on the raw pids (and a zero loss) in eval."""
+        if self.is_training:
+            return self._criterion(self.mb_output, self.mb_local_y)
+        return self._criterion(self.mb_output, self.mb_y)
+
+    def training_epoch(self, **kwargs: Any) -> None:
+        """Avalanche's SGD update loop with autocast around forward + criterion + plugin loss terms, a finite-loss
+        check, optional gradient scaling/clipping and a per-iteration schedule step."""
+        for self.mbatch in self.dataloader:
+            if self._stop_training:
+                break
+            self._unpack_minibatch()
+            self._before_training_iteration(**kwargs)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.loss = self._make_empty_loss()
+            with self.autocast():
+                self._before_forward(**kwargs)
+                self.mb_output = self.forward()
+                self._after_forward(**kwargs)
+                self.loss += self.criterion()
+                self._before_backward(**kwargs)
+            self._check_finite_loss()
+            self.backward()
+            self._after_backward(**kwargs)
+            self._before_update(**kwargs)
+            self.optimizer_step()
+            self._after_update(**kwargs)
+            self._after_training_iteration(**kwargs)
+
+    def _check_finite_loss(self) -> None:
+        if not bool(torch.isfinite(self.loss).all()):
+            name = getattr(self.session_info(), "dataset", "?")
+            raise FloatingPointError(
+                f"non-finite training loss ({float(self.loss.detach().float())}) in session {self.session_index} "
+                f"({name}), epoch {self.clock.train_exp_epochs}, iteration {self.clock.train_epoch_iterations}"
+            )
+
+    def backward(self) -> None:
+        if self.scaler is not None:
+            self.scaler.scale(self.loss).backward(retain_graph=self.retain_graph)
+        else:
+            self.loss.backward(retain_graph=self.retain_graph)
+
+    def optimizer_step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.config.grad_clip_norm > 0:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def _after_training_exp(self, **kwargs: Any) -> None:
+        super()._after_training_exp(**kwargs)
+        self.sessions_trained += 1
+
+    # ------------------------------------------------------------------ state
+    def stateful_plugins(self) -> dict[str, Any]:
+        """Plugins that keep state between sessions (have ``state_dict``), keyed by class name (``#n`` if repeated)."""
+        found: dict[str, Any] = {}
+        for plugin in self.plugins:
+            if callable(getattr(plugin, "state_dict", None)) and callable(getattr(plugin, "load_state_dict", None)):
+                key = type(plugin).__name__
+                n = 1
+                while key in found:
+                    n += 1
+                    key = f"{type(plugin).__name__}#{n}"
+                found[key] = plugin
+        return found
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue after a session: model weights, sessions trained, plugin states."""
+        return {
+            "model": self.model.state_dict(),
+            "sessions_trained": self.sessions_trained,
+            "plugins": {key: plugin.state_dict() for key, plugin in self.stateful_plugins().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict`; the classifier is resized to the saved one before loading."""
+        for key in ("model", "sessions_trained", "plugins"):
+            if key not in state:
+                raise KeyError(f"ReIDTemplate.load_state_dict: missing entry {key!r}")
+        model_state = state["model"]
+        classifier = [k for k in model_state if k.endswith("classifier.weight")]
+        if hasattr(self.model, "reset_classifier"):
+            self.model.reset_classifier(int(model_state[classifier[0]].shape[0]) if classifier else 0)
+        self.model.load_state_dict(model_state)
+        self.model.to(self.device)
+        self.sessions_trained = int(state["sessions_trained"])
+        plugins = self.stateful_plugins()
+        unknown = sorted(set(state["plugins"]) - set(plugins))
+        missing = sorted(set(plugins) - set(state["plugins"]))
+        if unknown or missing:
+            raise KeyError(f"ReIDTemplate.load_state_dict: plugin states do not match the strategy's plugins "
+                           f"(saved but absent: {unknown}; present but not saved: {missing})")
+        for key, plugin in plugins.items():
+            if callable(getattr(plugin, "bind_template", None)):
+                plugin.bind_template(self.model)
+            plugin.load_state_dict(state["plugins"][key])
+
+    def memory_report(self) -> dict[str, int]:
+        """Bytes kept between sessions, by kind: the model, plus each plugin's ``memory_report()``."""
+        report = {"strategy/model": tensor_bytes(self.model)}
+        for key, plugin in self.stateful_plugins().items():
+            if callable(getattr(plugin, "memory_report", None)):
+                for kind, value in plugin.memory_report().items():
+                    report[f"{key}/{kind}"] = int(value)
+        return report

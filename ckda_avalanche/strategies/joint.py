@@ -1,0 +1,87 @@
+"""`Joint`: the upper bound of lifelong ReID. At every session the model is re-initialised to its initial weights and
+trained on the union of all sessions seen so far (same epochs per session, same sampler, optimiser and criterion as
+every other method), with one classifier over the union's identities (labels are already disjoint across sessions).
+
+Memory: it keeps only dataset references and a copy of the initial weights, so it reports 0 bytes of exemplar images,
+**but it re-reads all past training data every session** - it is not a lifelong method, only a reference point.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from avalanche.benchmarks.utils import concat_datasets
+from avalanche.core import BasePlugin
+from avalanche.training.plugins import EvaluationPlugin
+from torch import nn
+from torch.optim import Optimizer
+
+from ckda_avalanche.strategies.base import ReIDTemplate, silent_evaluator, tensor_bytes
+from ckda_avalanche.strategies.config import TrainConfig
+from ckda_avalanche.strategies.replay import seen_label_range
+
+__all__ = ["Joint"]
+
+_CLASSIFIER = ("head.classifier.", "base.head.classifier.")
+
+
+class Joint(ReIDTemplate):
+    """Re-initialise + train on the union of the sessions seen so far (upper bound)."""
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        config: TrainConfig = TrainConfig(),
+        optimizer: Optimizer | None = None,
+        train_epochs: int | None = None,
+        eval_mb_size: int = 64,
+        device: str | torch.device = "auto",
+        plugins: Sequence[BasePlugin] | None = None,
+        evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] | None = silent_evaluator,
+        eval_every: int = -1,
+    ) -> None:
+        self.initial_state: dict[str, torch.Tensor] = {
+            k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith(_CLASSIFIER)}
+        """The model's weights at construction (classifier excluded), restored at the start of every session."""
+        super().__init__(model=model, optimizer=optimizer, config=config, train_epochs=train_epochs,
+                         eval_mb_size=eval_mb_size, device=device, plugins=plugins, evaluator=evaluator,
+                         eval_every=eval_every)
+
+    def train_dataset_adaptation(self, **kwargs: Any) -> None:
+        """The training data is the union of the training sets of every experience up to the current one."""
+        stream = self.experience.origin_stream
+        current = int(self.experience.current_experience)
+        self.adapted_dataset = concat_datasets([stream[i].dataset for i in range(current + 1)]).train()
+
+    def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
+        """In training: initial weights back, one classifier over the union's identities."""
+        model = super().model_adaptation(model)
+        if self.is_training:
+            self.label_offset, count = seen_label_range(self)
+            model.reset_classifier(count)
+            result = model.load_state_dict(self.initial_state, strict=False)
+            if result.unexpected_keys or any(not k.startswith(_CLASSIFIER) for k in result.missing_keys):
+                raise RuntimeError(f"Joint: the initial weights do not fit the model (missing "
+                                   f"{result.missing_keys}, unexpected {result.unexpected_keys})")
+            model.to(self.device)
+        return model
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["joint_initial_state"] = self.initial_state
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "joint_initial_state" not in state:
+            raise KeyError("Joint.load_state_dict: missing entry 'joint_initial_state'")
+        rest = {k: v for k, v in state.items() if k != "joint_initial_state"}
+        super().load_state_dict(rest)
+        self.initial_state = dict(state["joint_initial_state"])
+
+    def memory_report(self) -> dict[str, int]:
+        report = super().memory_report()
+        report["Joint/initial_weights"] = tensor_bytes(self.initial_state)
+        report["Joint/exemplar_images"] = 0
+        return report

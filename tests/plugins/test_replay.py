@@ -1,0 +1,31 @@
+"""Exemplar selection and memory shares of the replay baseline (plugins/replay.py)."""
+import pytest
+
+from ckda_avalanche.plugins.replay import ReplayConfig, select_exemplars, slot_shares
+
+
+def test_slot_shares_are_balanced_and_sum_to_total():
+    assert slot_shares(10, 3) == [4, 3, 3]
+    assert slot_shares(2, 4) == [1, 1, 0, 0]
+    assert slot_shares(5, 0) == []
+
+
+def test_select_balances_modalities_and_prefers_paired_identities():
+    # pid 7: 3 visible + 3 infrared; pid 8: 1 visible + 4 infrared; pid 9: visible only
+    pids = [7, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 9, 9]
+    mods = [0, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0]
+    chosen = select_exemplars(pids, mods, num_identities=3, images_per_identity=4, seed=0)
+    assert [p for p, _ in chosen][2] == 9  # the unpaired identity comes last
+    by_pid = dict(chosen)
+    assert sorted(mods[i] for i in by_pid[7]) == [0, 0, 1, 1]
+    assert sorted(mods[i] for i in by_pid[8]) == [0, 1, 1, 1]  # one visible only: infrared fills in
+    assert all(pids[i] == p for p, idx in chosen for i in idx)
+    assert len(by_pid[9]) == 2  # only two images exist
+    # deterministic for a seed, prefix-trimmable
+    assert select_exemplars(pids, mods, num_identities=3, images_per_identity=4, seed=0) == chosen
+    assert select_exemplars(pids, mods, num_identities=1, images_per_identity=4, seed=0) == chosen[:1]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="memory_size"):
+        ReplayConfig(memory_size=1, images_per_identity=2)

@@ -1,0 +1,97 @@
+"""TeacherPlugin: frozen copy, no gradients, unchanged by the student's training, cached outputs, state round trip."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ckda_avalanche.losses import prompt_consistency
+from ckda_avalanche.models import create_model
+from ckda_avalanche.plugins import TeacherPlugin
+
+SIZE = (32, 16)
+
+
+def _model(seed: int = 0):
+    torch.manual_seed(seed)
+    return create_model("test", num_classes=4, img_size=SIZE)
+
+
+def test_refresh_makes_a_frozen_eval_copy_without_classifier():
+    model = _model()
+    teacher = TeacherPlugin()
+    assert not teacher.active and teacher.memory_report() == {"teacher": 0}
+    teacher.refresh(model)
+    assert teacher.active and not teacher.model.training
+    assert all(not p.requires_grad for p in teacher.model.parameters())
+    assert teacher.model.num_classes == 0 and model.num_classes == 4
+    assert teacher.memory_report()["teacher"] > 0
+
+
+def test_outputs_match_eval_forward_and_are_cached_per_iteration():
+    model = _model()
+    teacher = TeacherPlugin()
+    teacher.refresh(model)
+    x, modality = torch.randn(4, 3, *SIZE), torch.tensor([0, 0, 1, 1])
+    strategy = SimpleNamespace(mb_x=x, mbatch=[x, None, None, modality, None],
+                               clock=SimpleNamespace(train_iterations=7))
+    out = teacher.outputs(strategy)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x, modality)
+        _, expected_prompt = model.forward_features(x, modality)
+    assert torch.allclose(out.feature, expected, atol=1e-5)
+    assert torch.allclose(out.prompt, expected_prompt, atol=1e-6)
+    assert teacher.outputs(strategy) is out  # same iteration: cached
+    strategy.clock.train_iterations = 8
+    assert teacher.outputs(strategy) is not out
+
+
+def test_teacher_gets_no_gradient_and_does_not_change_when_the_student_trains():
+    student = _model()
+    teacher = TeacherPlugin()
+    teacher.refresh(student)
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-2)
+    student.train()
+    x, modality = torch.randn(4, 3, *SIZE), torch.tensor([0, 0, 1, 1])
+    for _ in range(2):
+        out = student(x, modality)
+        t = teacher.compute(x, modality)
+        loss = prompt_consistency(out.prompt, t.prompt) + (out.feat - t.feature).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(p.grad is None for p in teacher.model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in teacher.model.state_dict().items())
+    assert not all(torch.equal(a, b) for a, b in zip(before.values(), teacher.model.state_dict().values())) is True
+
+
+def test_state_round_trip_needs_a_template():
+    model = _model()
+    teacher = TeacherPlugin()
+    teacher.refresh(model)
+    state = teacher.state_dict()
+    fresh = TeacherPlugin()
+    with pytest.raises(RuntimeError, match="template"):
+        fresh.load_state_dict(state)
+    other = _model(seed=1)
+    fresh.load_state_dict(state, template=other)
+    x, modality = torch.randn(2, 3, *SIZE), torch.tensor([0, 1])
+    assert torch.allclose(fresh.compute(x, modality).feature, teacher.compute(x, modality).feature)
+    empty = TeacherPlugin()
+    empty.load_state_dict({"model": None})
+    assert not empty.active
+
+
+def test_compute_without_teacher_is_an_error():
+    with pytest.raises(RuntimeError, match="no teacher"):
+        TeacherPlugin().compute(torch.zeros(1, 3, *SIZE), torch.zeros(1, dtype=torch.long))
+
+
+def test_feature_is_unit_norm():
+    teacher = TeacherPlugin()
+    teacher.refresh(_model())
+    out = teacher.compute(torch.randn(3, 3, *SIZE), torch.tensor([0, 1, 1]))
+    assert torch.allclose(out.feature.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(F.normalize(out.feature, dim=1), out.feature)
