@@ -31,16 +31,18 @@ def _pairs_regdb(root: Path, n: int) -> list[tuple[int, Path, Path]]:
 
 
 def _pairs_sysu(root: Path, n: int) -> list[tuple[int, Path, Path]]:
-    out = []
+    out, seen = [], set()
     for pid_dir in sorted((root / "cam3").iterdir()) + sorted((root / "cam6").iterdir()):
         vis = sorted(root.glob(f"cam[1245]/{pid_dir.name}/*.jpg"))
-        if vis and pid_dir.name not in {str(p) for p, _, _ in out}:
+        if vis and int(pid_dir.name) not in seen:
+            seen.add(int(pid_dir.name))
             out.append((int(pid_dir.name), vis[0], sorted(pid_dir.iterdir())[0]))
     return out[:n]
 
 
 def _pairs_llcm(root: Path, n: int) -> list[tuple[int, Path, Path]]:
-    nir = {line.split()[0].split("/")[1]: line.split()[0] for line in (root / "idx" / "train_nir.txt").read_text().splitlines()}
+    nir_paths = [line.split()[0] for line in (root / "idx" / "train_nir.txt").read_text().splitlines()]
+    nir = {rel.split("/")[1]: rel for rel in nir_paths}
     out, seen = [], set()
     for line in (root / "idx" / "train_vis.txt").read_text().splitlines():
         rel = line.split()[0]

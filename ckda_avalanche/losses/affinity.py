@@ -69,7 +69,8 @@ def cka_terms(
     zero = student.sum() * 0.0
     intra: list[torch.Tensor] = []
     inter: list[torch.Tensor] = []
-    for code, own, other in ((0, visible_prototypes, infrared_prototypes), (1, infrared_prototypes, visible_prototypes)):
+    pairs = ((0, visible_prototypes, infrared_prototypes), (1, infrared_prototypes, visible_prototypes))
+    for code, own, other in pairs:
         group = modality == code
         if int(group.sum()) < 2:
             continue

@@ -5,7 +5,8 @@ A preset is a function returning a `ModelConfig`, registered with `@register_mod
 ImageNet weights. Presets (CKDA, arXiv 2511.15016, §2 of the method spec):
 
 - ``vit_base_reid`` (alias ``paper``): ViT-B/16, 256x128, stride 12 (21x10 patches), drop-path 0.1, dropout 0.03.
-- ``vit_tiny_reid`` (alias ``cpu``): ViT-Tiny width (192, 3 heads), 4 blocks, 128x64, stride 16, for CPU runs.
+- ``vit_tiny_reid`` (alias ``cpu``): ViT-Tiny width (192, 3 heads), 4 blocks, 128x64, stride 16, no token
+  dropout, for CPU runs.
 - ``vit_micro_reid`` (alias ``test``): width 64, 2 blocks, 64x32, for unit tests.
 """
 from __future__ import annotations
@@ -104,9 +105,13 @@ def vit_base_reid() -> ModelConfig:
 
 @register_model("vit_tiny_reid", aliases=("cpu",))
 def vit_tiny_reid() -> ModelConfig:
-    """CPU-sized model: ViT-Tiny width (192, 3 heads) with 4 blocks at 128x64, non-overlapping patches (8x4)."""
+    """CPU-sized model: ViT-Tiny width (192, 3 heads) with 4 blocks at 128x64, non-overlapping patches (8x4).
+
+    Token dropout is off: on CPU, drawing dropout masks cost ~18% of a training step (bernoulli is slower than
+    the matmul it follows); drop-path 0.1 and the prompts' dropout 0.1 stay as published.
+    """
     return ModelConfig(img_size=(128, 64), patch_size=16, stride=16, embed_dim=192, depth=4, num_heads=3,
-                       drop_path_rate=0.1, drop_rate=0.03)
+                       drop_path_rate=0.1, drop_rate=0.0)
 
 
 @register_model("vit_micro_reid", aliases=("test",))

@@ -8,7 +8,7 @@ timm's `VisionTransformer` (blocks, CLS token, position embedding, final LayerNo
 
 The model contract (docs/ARCHITECTURE.md): `model(x, modality)` returns a `ReIDOutput` in train mode and the
 L2-normalised BNNeck feature in eval mode. No tensors are cached on the model except the transient
-`batch_modality` that `plugins.ReIDBatchPlugin` sets for plain Avalanche strategies.
+`batch_modality` that `plugins.ReIDBatchPlugin` sets for plain Avalanche strategies (shared by deep copies).
 """
 from __future__ import annotations
 
@@ -30,6 +30,20 @@ from .prompts import PixelPrompter
 
 NUM_MODALITIES = 2
 """Visible (0) and infrared (1)."""
+
+
+class SharedBatchModality:
+    """Holder of the transient per-batch modality; `copy.deepcopy` returns the same holder, not a copy.
+
+    Avalanche strategies call a deep-copied teacher with the student's minibatch and no modality; sharing the
+    holder keeps both on the batch that `ReIDBatchPlugin` announced. It is not part of the state dict.
+    """
+
+    def __init__(self) -> None:
+        self.value: torch.Tensor | None = None
+
+    def __deepcopy__(self, memo: dict) -> SharedBatchModality:
+        return self
 
 
 class ViTReID(nn.Module, BaseModel):
@@ -71,10 +85,22 @@ class ViTReID(nn.Module, BaseModel):
             msp_hidden=config.msp_hidden, mcp_channels=config.mcp_channels, mcp_gate_hidden=config.mcp_gate_hidden,
             mcp_instance_norm=config.mcp_instance_norm, mcp_gates=config.mcp_gates, dropout=config.prompt_dropout)
         self.head = BNNeckHead(embed_dim=config.embed_dim, num_classes=num_classes)
-        self.batch_modality: torch.Tensor | None = None
-        """Modality of the current minibatch, used only when `forward` gets none (set by ReIDBatchPlugin)."""
+        self._batch_modality_slot = SharedBatchModality()
 
     # ------------------------------------------------------------------ properties
+    @property
+    def batch_modality(self) -> torch.Tensor | None:
+        """Modality of the current minibatch, used only when `forward` gets none (set by ReIDBatchPlugin).
+
+        Deep copies of the model share it (see `SharedBatchModality`), so a teacher that Avalanche deep-copied
+        (LwF's `prev_model`, LFL) reads the modality of the batch it is given, not the one current at copy time.
+        """
+        return self._batch_modality_slot.value
+
+    @batch_modality.setter
+    def batch_modality(self, value: torch.Tensor | None) -> None:
+        self._batch_modality_slot.value = value
+
     @property
     def embed_dim(self) -> int:
         """Width D of f and g."""

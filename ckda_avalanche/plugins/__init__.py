@@ -19,3 +19,16 @@ __all__ = [
     "compute_dual_prototypes",
     "merge_state_into",
 ]
+
+# Baselines' plugins (LwF, EWC, replay, L2P, LSTKC, DKP) and what they keep of the old model.
+from ckda_avalanche.plugins.dkp import DKPConfig, DKPPlugin  # noqa: E402
+from ckda_avalanche.plugins.ewc import EWCConfig, ReIDEWCPlugin  # noqa: E402
+from ckda_avalanche.plugins.l2p import L2PConfig, L2PPlugin  # noqa: E402
+from ckda_avalanche.plugins.lstkc import LSTKCConfig, LSTKCPlugin  # noqa: E402
+from ckda_avalanche.plugins.lwf import LwFConfig, ReIDLwFPlugin  # noqa: E402
+from ckda_avalanche.plugins.old_model import OldModelKeeper, extract_features  # noqa: E402
+from ckda_avalanche.plugins.replay import ReIDReplayPlugin, ReplayConfig  # noqa: E402
+
+__all__ += ["DKPConfig", "DKPPlugin", "EWCConfig", "L2PConfig", "L2PPlugin", "LSTKCConfig", "LSTKCPlugin",
+            "LwFConfig", "OldModelKeeper", "ReIDEWCPlugin", "ReIDLwFPlugin", "ReIDReplayPlugin", "ReplayConfig",
+            "extract_features"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import torch
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.dkp import (DistributionPrototypes, identity_distributions,

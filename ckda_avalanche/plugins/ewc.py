@@ -127,7 +127,8 @@ class ReIDEWCPlugin(SupervisedPlugin):
         merged = {}
         for name, value in fisher.items():
             prev = old.get(name)
-            merged[name] = value if prev is None or prev.shape != value.shape else self.config.decay_factor * prev + value
+            fresh = prev is None or prev.shape != value.shape
+            merged[name] = value if fresh else self.config.decay_factor * prev + value
         self.anchors[0], self.fishers[0] = anchor, merged
 
     def state_dict(self) -> dict[str, Any]:

@@ -35,6 +35,9 @@ class L2PConfig:
     """lambda, weight of the key-pull surrogate loss."""
     trainable: Literal["head", "last_block", "all"] = "head"
     """What of the ViT ReID model learns besides the pool: head only (L2P), + last block, or everything."""
+    pixel_prompts: bool = False
+    """Keep CKDA's MSP/MCP pixel prompts in the model (frozen with the backbone unless trainable='all'); off by
+    default, since L2P's only prompts are the pool's and frozen random pixel prompts would just add noise."""
 
     def __post_init__(self) -> None:
         if self.trainable not in ("head", "last_block", "all"):
@@ -42,6 +45,10 @@ class L2PConfig:
         if self.pull_weight < 0:
             raise ValueError(f"L2PConfig.pull_weight: expected >= 0, got {self.pull_weight}")
         self.pool_config()  # validates the pool fields
+
+    def model_overrides(self) -> dict[str, bool]:
+        """`ModelConfig` fields the model must be created with (`create_model(..., config_overrides=...)`)."""
+        return {"use_msp": self.pixel_prompts, "use_mcp": self.pixel_prompts}
 
     def pool_config(self) -> PromptPoolConfig:
         """The `PromptPoolConfig` part."""

@@ -36,13 +36,15 @@ class ReplayConfig:
     memory_size: int = 2000
     """Total exemplar images kept over all past sessions."""
     images_per_identity: int = 4
-    """Images kept per replayed identity, split evenly between visible and infrared."""
+    """Images kept per replayed identity, split evenly between visible and infrared (>= 2: the cross-modality
+    sampler needs each identity in both modalities)."""
     seed: int = 0
     """Seed of the identity / image draw (session s uses seed * 1000 + s)."""
 
     def __post_init__(self) -> None:
-        if self.images_per_identity < 1:
-            raise ValueError(f"ReplayConfig.images_per_identity: expected >= 1, got {self.images_per_identity}")
+        if self.images_per_identity < 2:
+            raise ValueError("ReplayConfig.images_per_identity: expected >= 2 (at least one visible and one infrared "
+                             f"image per identity), got {self.images_per_identity}")
         if self.memory_size < self.images_per_identity:
             raise ValueError(f"ReplayConfig.memory_size ({self.memory_size}) must hold at least one identity "
                              f"(images_per_identity = {self.images_per_identity})")
@@ -61,8 +63,9 @@ def select_exemplars(
 ) -> list[tuple[int, list[int]]]:
     """Up to ``num_identities`` identities (random order), each with up to ``images_per_identity`` dataset indices.
 
-    Images are split ceil/floor between visible (0) and infrared (1), the other modality filling a shortfall.
-    Identities with images in both modalities come first. Returns ``[(pid, [indices...]), ...]`` in priority order,
+    Only identities with images in both modalities are eligible (the cross-modality sampler cannot batch the
+    others). Images are split ceil/floor between visible (0) and infrared (1), the other modality filling a
+    shortfall. Returns ``[(pid, [indices...]), ...]`` in priority order,
     so trimming a session's memory keeps a prefix.
     """
     pids_arr = np.asarray(pids, dtype=np.int64)
@@ -72,10 +75,9 @@ def select_exemplars(
     rng = np.random.default_rng(seed)
     ids = np.unique(pids_arr)
     rng.shuffle(ids)
-    both = [p for p in ids if {0, 1} <= set(mods_arr[pids_arr == p].tolist())]
-    single = [p for p in ids if p not in set(both)]
+    paired = [p for p in ids if {0, 1} <= set(mods_arr[pids_arr == p].tolist())]
     chosen: list[tuple[int, list[int]]] = []
-    for pid in [*both, *single][:num_identities]:
+    for pid in paired[:num_identities]:
         by_mod = {m: rng.permutation(np.flatnonzero((pids_arr == pid) & (mods_arr == m))).tolist() for m in (0, 1)}
         want = {0: (images_per_identity + 1) // 2, 1: images_per_identity // 2}
         picked = by_mod[0][:want[0]] + by_mod[1][:want[1]]

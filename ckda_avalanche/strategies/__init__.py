@@ -32,3 +32,24 @@ __all__ = [
     "resolve_device",
     "silent_evaluator",
 ]
+
+# Baselines (same model, streams, sampler, base criterion and metrics as CKDA; see each module's docstring).
+from ckda_avalanche.plugins.dkp import DKPConfig  # noqa: E402
+from ckda_avalanche.plugins.ewc import EWCConfig  # noqa: E402
+from ckda_avalanche.plugins.l2p import L2PConfig  # noqa: E402
+from ckda_avalanche.plugins.lstkc import LSTKCConfig  # noqa: E402
+from ckda_avalanche.plugins.lwf import LwFConfig  # noqa: E402
+from ckda_avalanche.plugins.replay import ReplayConfig  # noqa: E402
+from ckda_avalanche.strategies.dkp import DKP  # noqa: E402
+from ckda_avalanche.strategies.ewc import EWC  # noqa: E402
+from ckda_avalanche.strategies.joint import Joint  # noqa: E402
+from ckda_avalanche.strategies.l2p import L2P  # noqa: E402
+from ckda_avalanche.strategies.lstkc import LSTKC  # noqa: E402
+from ckda_avalanche.strategies.lwf import LwF  # noqa: E402
+from ckda_avalanche.strategies.replay import Replay  # noqa: E402
+
+STRATEGIES.update({"joint": Joint, "lwf": LwF, "ewc": EWC, "replay": Replay, "l2p": L2P, "lstkc": LSTKC, "dkp": DKP})
+METHOD_CONFIGS.update({"lwf": LwFConfig, "ewc": EWCConfig, "replay": ReplayConfig, "l2p": L2PConfig,
+                       "lstkc": LSTKCConfig, "dkp": DKPConfig})
+__all__ += ["DKP", "DKPConfig", "EWC", "EWCConfig", "Joint", "L2P", "L2PConfig", "LSTKC", "LSTKCConfig", "LwF",
+            "LwFConfig", "Replay", "ReplayConfig"]

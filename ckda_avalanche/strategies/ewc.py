@@ -1,4 +1,5 @@
-"""`EWC`: Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017) on ReID batches; see `plugins/ewc.py` for why Avalanche's `EWCPlugin` could not be used as is."""
+"""`EWC`: Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017) on ReID batches; see `plugins/ewc.py` for why
+Avalanche's `EWCPlugin` could not be used as is."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -21,7 +21,8 @@ __all__ = ["L2P"]
 
 class L2P(ReIDTemplate):
     """`ReIDTemplate` over `PromptPoolReIDModel(model)` + `L2PPlugin` (a given `ViTReID` is wrapped; a given
-    `PromptPoolReIDModel` is used as is)."""
+    `PromptPoolReIDModel` is used as is). The model must be created with ``method.model_overrides()`` (by default
+    without CKDA's pixel prompts); the runner does this."""
 
     def __init__(
         self,
@@ -40,6 +41,13 @@ class L2P(ReIDTemplate):
         if not isinstance(method, L2PConfig):
             raise TypeError(f"method: expected an L2PConfig, got {type(method).__name__}")
         self.method = method
+        base = model.base if isinstance(model, PromptPoolReIDModel) else model
+        config_of_model = getattr(base, "config", None)
+        wrong = {k: v for k, v in method.model_overrides().items()
+                 if config_of_model is not None and getattr(config_of_model, k, v) != v}
+        if wrong:
+            raise ValueError(f"L2P: the model was not created for this L2PConfig (needs {wrong}); create it with "
+                             "create_model(..., config_overrides=method.model_overrides())")
         if not isinstance(model, PromptPoolReIDModel):
             model = PromptPoolReIDModel(base=model, config=method.pool_config())
         apply_trainable(model, method.trainable)

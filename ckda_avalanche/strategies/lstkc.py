@@ -1,4 +1,5 @@
-"""`LSTKC`: LSTKC (Xu, Zhou et al., AAAI 2024)."""
+"""`LSTKC`: Long Short-Term Knowledge Consolidation (Xu, Zhou et al., AAAI 2024): rectified affinity distillation
+from the previous model plus adaptive long-term model fusion after each session; see `plugins/lstkc.py`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ class LSTKC(ReIDTemplate):
         eval_every: int = -1,
     ) -> None:
         if not isinstance(method, LSTKCConfig):
-            raise TypeError(f"method: expected  rectified affinity distillation + adaptive long-term model fusion; see `plugins/lstkc.py`:an LSTKCConfig, got {type(method).__name__}")
+            raise TypeError(f"method: expected an LSTKCConfig, got {type(method).__name__}")
         self.method = method
         self.lstkc = LSTKCPlugin(config=method)
         super().__init__(model=model, optimizer=optimizer, config=config, train_epochs=train_epochs,

@@ -168,11 +168,13 @@ def test_vcm_layout_tracklets_and_queries(synth):
 def test_vcm_frames_move_smoothly(synth):
     root = synth.dataset_root("vcm")
     names = (root / "info" / "train_name.txt").read_text().splitlines()
-    rows = [[int(x) for x in line.split()] for line in (root / "info" / "track_train_info.txt").read_text().splitlines()]
+    info_lines = (root / "info" / "track_train_info.txt").read_text().splitlines()
+    rows = [[int(x) for x in line.split()] for line in info_lines]
 
     def frame(i):
         m = re.fullmatch(r"(\d{4})M([12])D(\d+)T\d+F(\d+\.jpg)", names[i])
-        return _grey(root / "Train" / m.group(1) / ("ir" if m.group(2) == "1" else "rgb") / f"D{m.group(3)}" / m.group(4))
+        tag = "ir" if m.group(2) == "1" else "rgb"
+        return _grey(root / "Train" / m.group(1) / tag / f"D{m.group(3)}" / m.group(4))
 
     within = [np.abs(frame(s - 1) - frame(s)).mean() for _, s, e, _, _ in rows[:12]]
     across = [np.abs(frame(a[1] - 1) - frame(b[1] - 1)).mean() for a, b in zip(rows[:12], rows[12:24])]
@@ -253,6 +255,14 @@ def test_reuse_mismatch_and_overwrite(tiny_pair):
         generate_synthetic(a.root, seed=3, scale=TINY, img_size=(96, 48))
 
 
+def test_overwrite_in_the_same_process_regenerates_identically(tiny_pair):
+    a, b = tiny_pair
+    (b.dataset_root("llcm") / "stray.txt").write_text("removed by overwrite")
+    again = generate_synthetic(b.root, seed=3, scale=TINY, overwrite=True)
+    assert not (b.dataset_root("llcm") / "stray.txt").exists()
+    assert again.datasets == a.datasets and _tree_bytes(b.root) == _tree_bytes(a.root)
+
+
 def test_scale_changes_identity_counts(synth, tiny_pair):
     assert identity_counts(1.0) == (32, 32)
     assert identity_counts(SCALE) == (5, 5) and identity_counts(TINY) == (2, 2)
@@ -273,6 +283,12 @@ def test_bad_arguments_and_specs(tmp_path):
     bad = DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), background_families=("moon",))
     with pytest.raises(ValueError, match="moon"):
         sample_cameras(bad, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="resolution_factor"):
+        DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), resolution_factor=2.0)
+    with pytest.raises(ValueError, match="carry_weights"):
+        DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), carry_weights=(1.0, 0.0))
+    with pytest.raises(ValueError, match="outdoor_cameras"):
+        DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), outdoor_cameras=(2,))
     assert set(DOMAINS) == {"regdb", "sysu", "llcm", "vcm"}
     assert len({(d.resolution_factor, d.thermal_weight, d.visible_brightness) for d in DOMAINS.values()}) == 4
 

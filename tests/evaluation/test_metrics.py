@@ -240,8 +240,8 @@ def test_model_must_be_in_eval_mode_and_experience_must_carry_reid():
 
 
 def test_a_trial_without_valid_query_names_dataset_and_trial():
-    samples = _pool()  # pids 0,1,2 alternate modality: ir items have pids 1,0,2 ... make all identities distinct
-    distinct = [ReIDSample(path=s.path, pid=i, camid=s.camid, modality=s.modality) for i, s in enumerate(samples)]
+    # Every identity appears once, so no query has a true match in the other modality.
+    distinct = [ReIDSample(path=s.path, pid=i, camid=s.camid, modality=s.modality) for i, s in enumerate(_pool())]
     metric = ReIDRetrieval()
     metric.update(l2_normalize(torch.randn(6, 4)), torch.arange(6), torch.tensor([s.camid for s in distinct]))
     with pytest.raises(ValueError, match="toy \\(paper protocol\\), trial 'ir2vis'"):

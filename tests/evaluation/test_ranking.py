@@ -160,6 +160,11 @@ def test_torch_and_numpy_inputs_identical() -> None:
         np.testing.assert_array_equal(a.cmc, b.cmc)
         np.testing.assert_array_equal(a.ap, b.ap)
         assert a.mAP == b.mAP and a.mINP == b.mINP
+    # a non-contiguous (Fortran-ordered) matrix ranks the same as its contiguous copy
+    fortran = np.asfortranarray(d)
+    assert not fortran.flags.c_contiguous
+    np.testing.assert_array_equal(evaluate_rank(fortran, qp, gp, qc, gc, chunk_size=5).ap,
+                                  evaluate_rank(d, qp, gp, qc, gc).ap)
     half = evaluate_rank(torch.from_numpy(d).half(), qp, gp, qc, gc)
     np.testing.assert_array_equal(half.ap, evaluate_rank(d.astype(np.float16), qp, gp, qc, gc).ap)
     ref = reference_rank(d.astype(np.float16), qp, gp, qc, gc, max_rank=20, rule="market")

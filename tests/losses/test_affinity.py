@@ -57,8 +57,11 @@ def test_cka_terms_pair_groups_with_the_right_prototypes():
     vis, ir = torch.randn(3, 4), torch.randn(5, 4)
     terms = cka_terms(student, teacher, modality, vis, ir, scale=10.0)
     v, i = slice(0, 3), slice(3, 6)
-    intra = 0.5 * (affinity_kl(student[v], teacher[v], vis, scale=10.0) + affinity_kl(student[i], teacher[i], ir, scale=10.0))
-    inter = 0.5 * (affinity_kl(student[v], teacher[v], ir, scale=10.0) + affinity_kl(student[i], teacher[i], vis, scale=10.0))
+    def kl(group, protos):
+        return affinity_kl(student[group], teacher[group], protos, scale=10.0)
+
+    intra = 0.5 * (kl(v, vis) + kl(i, ir))
+    inter = 0.5 * (kl(v, ir) + kl(i, vis))
     assert terms.intra.item() == pytest.approx(intra.item(), rel=1e-6)
     assert terms.inter.item() == pytest.approx(inter.item(), rel=1e-6)
     assert cka_loss(terms, intra_weight=0.5, inter_weight=0.0).item() == pytest.approx(0.5 * intra.item(), rel=1e-6)

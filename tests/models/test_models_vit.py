@@ -22,12 +22,20 @@ def test_train_output_shapes_and_backward_is_fast() -> None:
     model = create_model("test", num_classes=7)
     x, modality = _batch(model)
     model(x, modality).feat.sum().backward()  # warm-up (first-call allocations)
-    model.zero_grad()
-    # CPU time of this process (all threads), not wall time: robust to other jobs sharing the machine
-    start = time.process_time()
-    out = model(x, modality)
-    (out.logits.logsumexp(1).mean() + out.feat.pow(2).mean()).backward()
-    elapsed = time.process_time() - start
+    # CPU time of one thread, best of 3: wall time (and multi-thread CPU time, which includes OpenMP spin-waiting)
+    # depends on the other jobs sharing the machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        timings = []
+        for _ in range(3):
+            model.zero_grad()
+            start = time.process_time()
+            out = model(x, modality)
+            (out.logits.logsumexp(1).mean() + out.feat.pow(2).mean()).backward()
+            timings.append(time.process_time() - start)
+    finally:
+        torch.set_num_threads(threads)
     assert isinstance(out, ReIDOutput)
     assert out.logits.shape == (4, 7)
     assert out.feat.shape == out.bn_feat.shape == (4, model.embed_dim)
@@ -38,7 +46,7 @@ def test_train_output_shapes_and_backward_is_fast() -> None:
     assert model.prompter.mcp.up.weight.grad is not None
     assert model.prompter.msp.generators[1].up.weight.grad is not None
     assert model.modality_embed.grad is not None
-    assert elapsed < 1.0, f"test preset forward+backward took {elapsed:.2f} CPU s"
+    assert min(timings) < 0.5, f"test preset forward+backward took {min(timings):.2f} CPU s"
 
 
 def test_no_classifier_gives_none_logits_and_eval_is_unit_norm() -> None:
@@ -160,16 +168,21 @@ def test_overlapping_patch_grid_256x128_stride12_has_210_patches() -> None:
     assert feats.shape == (1, 24)
 
 
-def test_no_cached_tensors_and_deepcopy() -> None:
+def test_no_cached_tensors_and_deepcopy_shares_batch_modality() -> None:
     model = create_model("test", num_classes=3)
     x, modality = _batch(model)
     model.batch_modality = modality
     model(x)
-    cached = [k for k, v in vars(model).items() if isinstance(v, torch.Tensor)]
-    assert cached == ["batch_modality"]
-    clone = copy.deepcopy(model).eval()
+    cached = [k for m in model.modules() for k, v in vars(m).items() if isinstance(v, torch.Tensor)]
+    assert cached == []
+    assert "batch_modality" not in str(list(model.state_dict()))
+    teacher = copy.deepcopy(model).eval()  # as Avalanche's LwF keeps prev_model
     model.eval()
-    torch.testing.assert_close(clone(x), model(x))
+    torch.testing.assert_close(teacher(x), model(x))
+    flipped = 1 - modality
+    model.batch_modality = flipped  # the plugin announces the next batch on the student only
+    assert teacher.batch_modality is flipped
+    torch.testing.assert_close(teacher(x), teacher(x, flipped))
 
 
 def test_parameter_groups_partition_all_parameters() -> None:
@@ -189,3 +202,14 @@ def test_bf16_autocast_forward() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x, torch.tensor([1, 0, 0, 1]))
     assert out.logits.shape == (4, 3) and torch.isfinite(out.feat.float()).all()
+
+
+def test_patch_embed_cpu_path_equals_convolution() -> None:
+    model = create_model("test", config_overrides={"stride": 12})
+    embed = model.backbone.patch_embed
+    x = torch.randn(2, 3, 64, 32)
+    expected = embed.proj(x).flatten(2).transpose(1, 2)
+    assert expected.shape == (2, 5 * 2, model.embed_dim)
+    torch.testing.assert_close(embed(x), expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="64x32 images"):
+        embed(torch.randn(1, 3, 64, 48))

@@ -12,6 +12,15 @@ from ckda_avalanche.plugins import TeacherPlugin
 SIZE = (32, 16)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on the shared 2-core machine, 2 threads under load ran these tests ~7x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _model(seed: int = 0):
     torch.manual_seed(seed)
     return create_model("test", num_classes=4, img_size=SIZE)
@@ -64,7 +73,8 @@ def test_teacher_gets_no_gradient_and_does_not_change_when_the_student_trains():
         optimizer.step()
     assert all(p.grad is None for p in teacher.model.parameters())
     assert all(torch.equal(before[k], v) for k, v in teacher.model.state_dict().items())
-    assert not all(torch.equal(a, b) for a, b in zip(before.values(), teacher.model.state_dict().values())) is True
+    changed = [k for k, v in student.state_dict().items() if k in before and not torch.equal(before[k], v)]
+    assert changed  # the student did train
 
 
 def test_state_round_trip_needs_a_template():

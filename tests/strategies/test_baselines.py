@@ -14,7 +14,6 @@ from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.evaluation import reid_metrics
 from ckda_avalanche.models import create_model
-from ckda_avalanche.plugins.dkp import DKPConfig
 from ckda_avalanche.plugins.ewc import EWCConfig
 from ckda_avalanche.plugins.l2p import L2PConfig
 from ckda_avalanche.plugins.lwf import LwFConfig
@@ -41,7 +40,8 @@ def stream(tmp_path_factory):
 
 def _build(name: str, **extra):
     torch.manual_seed(0)
-    kw = dict(model=create_model("test"), config=TRAIN, device="cpu", eval_mb_size=32,
+    overrides = L2PConfig().model_overrides() if name == "l2p" else None
+    kw = dict(model=create_model("test", config_overrides=overrides), config=TRAIN, device="cpu", eval_mb_size=64,
               evaluator=EvaluationPlugin(*reid_metrics(ranks=(1,), minp=False, forgetting=False), loggers=[]), **extra)
     factories = {
         "lwf": lambda: LwF(**kw),
@@ -56,12 +56,54 @@ def _build(name: str, **extra):
     return factories[name]()
 
 
-def _run(strategy, stream):
-    results = None
-    for exp in stream.train_stream:
-        strategy.train(exp)
-        results = strategy.eval(stream.test_stream[: exp.current_experience + 1])
-    return results
+class _Probe(SupervisedPlugin):
+    """Records, per session: classifier width, training identities, a weight and the label offset at the start;
+    the method plugin's last loss term at the end, and the strategy state after the first session."""
+
+    def __init__(self, plugin_attr: str | None):
+        super().__init__()
+        self.plugin_attr = plugin_attr
+        self.start = []
+        self.end = []
+
+    def before_training_epoch(self, strategy, **kwargs):
+        model = strategy.model
+        weight = model.state_dict()["head.bnneck.weight"].clone() if hasattr(model, "head") else None
+        self.start.append((model.num_classes, sorted(set(strategy.adapted_dataset.targets)), weight,
+                           strategy.label_offset))
+
+    def after_training_exp(self, strategy, **kwargs):
+        plugin = getattr(strategy, self.plugin_attr) if self.plugin_attr else None
+        term = getattr(plugin, "last_term", getattr(plugin, "last_pull", None))
+        self.end.append({"term": term, "state": None})
+
+    def after_training(self, strategy, **kwargs):
+        if self.end[0]["state"] is None:  # the state the runner checkpoints after the first session
+            self.end[0]["state"] = strategy.state_dict()
+
+
+PLUGIN_ATTR = {"lwf": "lwf", "lwf_logits": "lwf", "ewc": "ewc", "lstkc": "lstkc", "dkp": "dkp", "replay": "replay",
+               "joint": None, "l2p": "l2p"}
+
+
+@pytest.fixture(scope="module")
+def runs(stream):
+    """Each baseline trained over the two sessions once (lazily), with its probe and final metrics."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            probe = _Probe(PLUGIN_ATTR[name])
+            strategy = _build(name, plugins=[probe])
+            initial = {k: v.clone() for k, v in strategy.model.state_dict().items()}
+            results = None
+            for exp in stream.train_stream:
+                strategy.train(exp)
+                results = strategy.eval(stream.test_stream[: exp.current_experience + 1])
+            cache[name] = (strategy, probe, results, initial)
+        return cache[name]
+
+    return get
 
 
 EXPECTED_MEMORY = {
@@ -77,9 +119,8 @@ EXPECTED_MEMORY = {
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_MEMORY))
-def test_two_sessions_train_and_emit_metrics(name, stream):
-    strategy = _build(name)
-    results = _run(strategy, stream)
+def test_two_sessions_train_and_emit_metrics(name, runs):
+    strategy, probe, results, _ = runs(name)
     for exp in (0, 1):
         value = results[f"mAP_Exp/eval_phase/test_stream/Exp00{exp}"]
         assert 0.0 < value <= 1.0 and math.isfinite(value)
@@ -90,15 +131,15 @@ def test_two_sessions_train_and_emit_metrics(name, stream):
     assert strategy.sessions_trained == 2
 
 
-def test_lwf_and_lstkc_distil_from_the_second_session(stream):
-    for name in ("lwf", "lstkc"):
-        strategy = _build(name)
-        plugin = strategy.lwf if name == "lwf" else strategy.lstkc
-        strategy.train(stream.train_stream[0])
-        assert plugin.last_term == 0.0 and plugin.old.present
-        strategy.train(stream.train_stream[1])
-        assert plugin.last_term > 0.0
-    # LSTKC fused once, with a weight in [0, 1], and its old model is the fused model
+@pytest.mark.parametrize("name", ["lwf", "lwf_logits", "lstkc", "dkp"])
+def test_distillation_starts_in_the_second_session(name, runs):
+    _, probe, _, _ = runs(name)
+    assert probe.end[0]["term"] == 0.0 and probe.end[1]["term"] > 0.0
+
+
+def test_lstkc_fuses_and_keeps_the_fused_model(runs):
+    strategy, _, _, _ = runs("lstkc")
+    plugin = strategy.lstkc
     assert len(plugin.fusion_weights) == 1 and 0.0 <= plugin.fusion_weights[0] <= 1.0
     live = strategy.model.state_dict()
     for key, value in plugin.old.model.state_dict().items():
@@ -106,93 +147,70 @@ def test_lwf_and_lstkc_distil_from_the_second_session(stream):
             assert torch.equal(value, live[key]), key
 
 
-def test_dkp_prototypes_and_fusion(stream):
-    strategy = _build("dkp", )
-    strategy.train(stream.train_stream[0])
+def test_dkp_prototypes_and_fusion(runs, stream):
+    strategy, _, _, _ = runs("dkp")
     protos = strategy.dkp.prototypes
-    assert protos.labels.tolist() == list(range(stream.train_stream[0].reid.num_identities))
-    assert torch.allclose(protos.mean.norm(dim=1), protos.mean.norm(dim=1))  # finite
-    assert bool((protos.std > 0).any())
-    assert strategy.dkp.last_term == 0.0 and strategy.merge.last_merged == []
-    strategy.train(stream.train_stream[1])
-    assert strategy.dkp.last_term > 0.0 and len(strategy.merge.last_merged) > 0
-    assert strategy.dkp.prototypes.labels.min() == stream.train_stream[1].reid.label_offset  # only the last session
-    per_mod = _build("dkp")
-    per_mod.dkp.config = DKPConfig(per_modality=True)
-    per_mod.train(stream.train_stream[0])
-    assert set(per_mod.dkp.prototypes.modality.tolist()) == {0, 1}
+    first, n = stream.train_stream[1].reid.label_offset, stream.train_stream[1].reid.num_identities
+    assert protos.labels.tolist() == list(range(first, first + n))  # only the last session's, one per identity
+    assert protos.modality.tolist() == [-1] * n and bool((protos.std > 0).any())
+    assert len(strategy.merge.last_merged) > 0
+    assert strategy.memory_report()["DKPPlugin/prototypes"] == protos.num_bytes()
 
 
-def test_ewc_penalty_pulls_towards_anchor(stream):
-    strategy = _build("ewc")
-    strategy.train(stream.train_stream[0])
-    plugin = strategy.ewc
-    assert len(plugin.fishers) == 1
-    assert sum(float(f.sum()) for f in plugin.fishers[0].values()) > 0
-    assert not any(k.startswith("head.classifier") for k in plugin.fishers[0])
-    anchors = {k: v.clone() for k, v in plugin.anchors[0].items()}
-    strategy.train(stream.train_stream[1])
-    assert len(plugin.fishers) == 2  # separate mode: one penalty per session
-    assert torch.equal(plugin.anchors[0]["modality_embed"], anchors["modality_embed"])
-    online = _build("ewc")
-    online.ewc.config = EWCConfig(mode="online", fisher_max_batches=1)
-    _run(online, stream)
-    assert len(online.ewc.fishers) == 1
+def test_ewc_keeps_one_fisher_per_session(runs):
+    strategy, _, _, _ = runs("ewc")
+    fishers = strategy.ewc.fishers
+    assert len(fishers) == 2 and len(strategy.ewc.anchors) == 2
+    assert all(sum(float(f.sum()) for f in fisher.values()) > 0 for fisher in fishers)
+    assert not any(k.startswith("head.classifier") for k in fishers[0])
 
 
-class _SessionProbe(SupervisedPlugin):
-    """Records the classifier width, the training-set identities and a weight at the start of every session."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def before_training_epoch(self, strategy, **kwargs):
-        self.seen.append((strategy.model.num_classes, sorted(set(strategy.adapted_dataset.targets)),
-                          strategy.model.state_dict()["head.bnneck.weight"].clone() if hasattr(strategy.model, "head")
-                          else None, strategy.label_offset))
-
-
-def test_replay_and_joint_classifier_spans_all_seen_identities(stream):
+def test_replay_classifier_spans_old_and_new_identities(runs, stream):
+    strategy, probe, _, _ = runs("replay")
     n0 = stream.train_stream[0].reid.num_identities
     n1 = stream.train_stream[1].reid.num_identities
-    probe = _SessionProbe()
-    replay = _build("replay", plugins=[probe])
-    _run(replay, stream)
-    (c0, ids0, _, off0), (c1, ids1, _, off1) = probe.seen
+    (c0, ids0, _, off0), (c1, ids1, _, off1) = probe.start
     assert (c0, off0, c1, off1) == (n0, 0, n0 + n1, 0)
-    exemplar_ids = {p for p, _ in replay.replay.memory[0]}
-    assert set(ids1) == exemplar_ids | set(range(n0, n0 + n1))  # old exemplars replayed with their own labels
-    assert replay.replay.exemplar_count == 8  # memory_size respected, shared by the two sessions
-    assert replay.memory_report()["ReIDReplayPlugin/exemplar_images"] == 8 * IMAGE_BYTES
-
-    probe = _SessionProbe()
-    joint = _build("joint", plugins=[probe])
-    initial = joint.model.state_dict()["head.bnneck.weight"].clone()
-    _run(joint, stream)
-    (c0, ids0, w0, _), (c1, ids1, w1, _) = probe.seen
-    assert c1 == n0 + n1 and ids1 == list(range(n0 + n1))
-    assert torch.equal(w0, initial) and torch.equal(w1, initial)  # re-initialised every session
-    assert not torch.equal(joint.model.state_dict()["head.bnneck.weight"], initial)
+    # after session 0 the whole budget (8 images, 2 per identity) went to session 0; it was replayed in session 1
+    memory0 = probe.end[0]["state"]["plugins"]["ReIDReplayPlugin"]["memory"][0]
+    assert sum(len(i) for _, i in memory0) == 8
+    assert set(ids1) == {p for p, _ in memory0} | set(range(n0, n0 + n1))
+    # then the budget is shared by the two sessions
+    assert [len(v) for _, v in sorted(strategy.replay.memory.items())] == [2, 2]
+    assert strategy.replay.exemplar_count == 8
+    assert strategy.memory_report()["ReIDReplayPlugin/exemplar_images"] == 8 * IMAGE_BYTES
 
 
-def test_l2p_trains_pool_and_head_only(stream):
-    strategy = _build("l2p")
-    block = strategy.model.base.backbone.blocks[0].attn.qkv.weight.detach().clone()
-    keys = strategy.model.pool.keys.detach().clone()
-    strategy.train(stream.train_stream[0])
-    assert torch.equal(strategy.model.base.backbone.blocks[0].attn.qkv.weight, block)
-    assert not torch.equal(strategy.model.pool.keys, keys)
-    assert strategy.l2p.last_pull > 0.0
+def test_joint_reinitialises_and_trains_on_the_union(runs, stream):
+    strategy, probe, _, initial = runs("joint")
+    n = stream.train_stream[0].reid.num_identities + stream.train_stream[1].reid.num_identities
+    (_, _, w0, _), (c1, ids1, w1, _) = probe.start
+    assert c1 == n and ids1 == list(range(n))
+    assert torch.equal(w0, initial["head.bnneck.weight"]) and torch.equal(w1, initial["head.bnneck.weight"])
+    assert not torch.equal(strategy.model.state_dict()["head.bnneck.weight"], initial["head.bnneck.weight"])
 
 
-@pytest.mark.parametrize("name", ["lwf", "lstkc", "dkp", "ewc", "replay"])
-def test_state_dict_round_trip_after_first_session(name, stream):
-    strategy = _build(name)
-    strategy.train(stream.train_stream[0])
-    state = strategy.state_dict()
+def test_l2p_needs_a_model_without_pixel_prompts_by_default():
+    with pytest.raises(ValueError, match="model_overrides"):
+        L2P(model=create_model("test"), config=TRAIN, device="cpu")
+
+
+def test_l2p_trains_pool_and_head_only(runs):
+    strategy, probe, _, initial = runs("l2p")
+    live = strategy.model.state_dict()
+    qkv = "base.backbone.blocks.0.attn.qkv.weight"
+    assert torch.equal(live[qkv], initial[qkv])
+    assert not torch.equal(live["pool.keys"], initial["pool.keys"])
+    assert not torch.equal(live["base.head.bnneck.weight"], initial["base.head.bnneck.weight"])
+    assert probe.end[0]["term"] > 0.0
+
+
+@pytest.mark.parametrize("name", ["lstkc", "dkp", "ewc", "replay"])
+def test_state_dict_round_trip_after_first_session(name, runs, stream):
+    _, probe, _, _ = runs(name)
+    state = probe.end[0]["state"]
     restored = _build(name)
     restored.load_state_dict(state)
-    assert restored.memory_report() == strategy.memory_report()
+    assert restored.sessions_trained == 1
     restored.train(stream.train_stream[1])  # the restored old model / prototypes / exemplars are usable
     assert restored.sessions_trained == 2

@@ -18,7 +18,7 @@ import numpy as np
 from .domains import LLCM_DOMAIN, REGDB_DOMAIN, SYSU_DOMAIN, VCM_DOMAIN
 from .writers import DatasetCounts, write_llcm, write_regdb, write_sysu, write_vcm
 
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
 """Bumped whenever the generator's output changes for a given seed; part of the stored parameters."""
 MARKER = "SYNTHETIC.json"
 """Name of the summary/completion file written under the root."""
@@ -116,7 +116,8 @@ def generate_synthetic(out: str | Path, *, seed: int = 0, scale: float = 1.0, im
         try:
             stored = SyntheticSummary.from_json(root, json.loads(marker.read_text()))
         except json.JSONDecodeError as err:
-            raise SyntheticParametersError(f"{marker}: not valid JSON ({err}); pass overwrite=True to regenerate") from err
+            raise SyntheticParametersError(
+                f"{marker}: not valid JSON ({err}); pass overwrite=True to regenerate") from err
         if stored.parameters() != wanted.parameters():
             raise SyntheticParametersError(
                 f"{marker}: holds synthetic data made with {stored.parameters()}, but {wanted.parameters()} was "

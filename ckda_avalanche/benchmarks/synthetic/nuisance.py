@@ -104,7 +104,8 @@ def sample_cameras(spec: DomainSpec, rng: np.random.Generator) -> dict[tuple[int
             if modality == 0:
                 lo, hi = spec.visible_brightness
                 brightness = float(rng.uniform(lo, hi) * (1.15 if outdoor else 1.0))
-                cast = tuple(float(c) for c in 1.0 + rng.uniform(-spec.colour_cast_strength, spec.colour_cast_strength, 3))
+                strength = spec.colour_cast_strength
+                cast = tuple(float(c) for c in 1.0 + rng.uniform(-strength, strength, 3))
             else:
                 brightness = float(rng.uniform(0.75, 1.05))
                 cast = (1.0, 1.0, 1.0)

@@ -121,8 +121,10 @@ def _layers(who: IdentityAttributes, nz: Nuisance, h: int, w: int):
     # Legs (lower garment, skin below it for shorts), then shoes.
     leg_len = _FOOT - t1
     for s in (-1.0, 1.0):
-        centre = np.where(side, 0.0, s * who.waist * 0.5) + np.where(side, s * 0.3 * stride, s * 0.03 + 0.02 * stride * s) * (v - t1)
-        leg = _box(u - centre, v, -who.leg * np.where(side, 1.1, 1.0), who.leg * np.where(side, 1.1, 1.0), t1 - 0.02, _FOOT, edge)
+        slant = np.where(side, s * 0.3 * stride, s * 0.03 + 0.02 * stride * s)
+        centre = np.where(side, 0.0, s * who.waist * 0.5) + slant * (v - t1)
+        half = who.leg * np.where(side, 1.1, 1.0)
+        leg = _box(u - centre, v, -half, half, t1 - 0.02, _FOOT, edge)
         garment = v < t1 + who.lower_length * leg_len
         out.append(("lower", leg * garment, None))
         out.append(("skin", leg * ~garment, None))
@@ -141,7 +143,8 @@ def _layers(who: IdentityAttributes, nz: Nuisance, h: int, w: int):
     for s in (-1.0, 1.0):
         offset = np.where(side, 0.0, s * (who.shoulder * wf + _ARM_HALF_WIDTH * 0.8))
         slant = np.where(side, s * 0.35 * stride, s * 0.06)
-        arm = _box(u - offset - slant * (v - t0), v, -_ARM_HALF_WIDTH, _ARM_HALF_WIDTH, t0 + 0.005, t0 + _ARM_LENGTH, edge)
+        arm = _box(u - offset - slant * (v - t0), v, -_ARM_HALF_WIDTH, _ARM_HALF_WIDTH, t0 + 0.005,
+                   t0 + _ARM_LENGTH, edge)
         sleeve = v < t0 + who.sleeve * _ARM_LENGTH
         out.append(("upper", arm * sleeve, pattern))
         out.append(("skin", arm * ~sleeve, None))

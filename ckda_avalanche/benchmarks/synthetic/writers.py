@@ -59,6 +59,7 @@ class _Context:
     img_size: tuple[int, int]
     rng: np.random.Generator
     cameras: dict[tuple[int, int], CameraCondition]
+    made_dirs: set[Path] = dataclasses.field(default_factory=set)
 
 
 def _context(root: Path, spec: DomainSpec, img_size: tuple[int, int], seed: np.random.SeedSequence) -> _Context:
@@ -67,13 +68,10 @@ def _context(root: Path, spec: DomainSpec, img_size: tuple[int, int], seed: np.r
                     cameras=sample_cameras(spec, np.random.default_rng(cam_seed)))
 
 
-_MADE_DIRS: set[Path] = set()
-
-
-def _save(arr: np.ndarray, path: Path) -> None:
-    if path.parent not in _MADE_DIRS:  # one mkdir per folder, not per file: the disk is shared and slow
+def _save(ctx: _Context, arr: np.ndarray, path: Path) -> None:
+    if path.parent not in ctx.made_dirs:  # one mkdir per folder, not per file: the disk is shared and slow
         path.parent.mkdir(parents=True, exist_ok=True)
-        _MADE_DIRS.add(path.parent)
+        ctx.made_dirs.add(path.parent)
     if path.suffix == ".bmp":
         Image.fromarray(arr).save(path, format="BMP")
     else:
@@ -111,8 +109,8 @@ def write_regdb(root: Path, *, spec: DomainSpec, n_train: int, n_test: int, img_
             number += int(ctx.rng.integers(1, 4))
             rel_v = f"Visible/{pid}/{sex}_{view}_v_{number:05d}_{pid}.bmp"
             rel_t = f"Thermal/{pid}/{sex}_{view}_t_{number:05d}_{pid}.bmp"
-            _save(a, root / rel_v)
-            _save(b, root / rel_t)
+            _save(ctx, a, root / rel_v)
+            _save(ctx, b, root / rel_t)
             names_v.append(rel_v)
             names_t.append(rel_t)
         files[pid] = (names_v, names_t)
@@ -170,7 +168,7 @@ def write_sysu(root: Path, *, spec: DomainSpec, n_train: int, n_test: int, img_s
                 imgs = render_images(who, ctx.cameras[(modality, cam)], sample_nuisance(spec, ctx.rng, n), spec,
                                      img_size, ctx.rng)
                 for k, arr in enumerate(imgs, start=1):
-                    _save(arr, root / f"cam{cam}" / f"{pid:04d}" / f"{k:04d}.jpg")
+                    _save(ctx, arr, root / f"cam{cam}" / f"{pid:04d}" / f"{k:04d}.jpg")
                 counts[modality] += n
     for name, ids in (("train_id", train), ("val_id", val), ("test_id", test), ("available_id", pids)):
         _write_lines(root / "exp" / f"{name}.txt", [",".join(str(i) for i in ids)])
@@ -193,14 +191,15 @@ def write_llcm(root: Path, *, spec: DomainSpec, n_train: int, n_test: int, img_s
         for modality, cams, tag in ((0, vis_cams, "vis"), (1, ir_cams, "nir")):
             for cam in cams:
                 n = int(ctx.rng.integers(3, 5))
-                session = int(ctx.rng.integers(0, 24)) * 10000 + int(ctx.rng.integers(0, 60)) * 100 + int(ctx.rng.integers(0, 60))
+                hour, minute, second = (int(ctx.rng.integers(0, k)) for k in (24, 60, 60))
+                session = hour * 10000 + minute * 100 + second  # hhmmss, like 's183650'
                 frame = int(ctx.rng.integers(1, 300)) * 15
                 imgs = render_images(who, ctx.cameras[(modality, cam)], sample_nuisance(spec, ctx.rng, n), spec,
                                      img_size, ctx.rng)
                 for arr in imgs:
                     frame += 15 * int(ctx.rng.integers(1, 6))
                     rel = f"{tag}/{pid:04d}/{pid:04d}_c{cam:02d}_s{session:06d}_f{frame}_{tag}.jpg"
-                    _save(arr, root / rel)
+                    _save(ctx, arr, root / rel)
                     lists[modality].append(rel)
                 counts[modality] += n
         files[pid] = lists
@@ -247,7 +246,7 @@ def write_vcm(root: Path, *, spec: DomainSpec, n_train: int, n_test: int, img_si
                                          spec, img_size, ctx.rng)
                     start = len(names) + 1
                     for arr in imgs:
-                        _save(arr, root / folder / f"{pid:04d}" / tag / f"D{cam}" / f"{frame}.jpg")
+                        _save(ctx, arr, root / folder / f"{pid:04d}" / tag / f"D{cam}" / f"{frame}.jpg")
                         names.append(f"{pid:04d}M{m_code}D{cam}T{track}F{frame}.jpg")
                         frame += 1
                     next_frame[cam] = frame + int(ctx.rng.integers(1, 6))  # a gap between tracklets
