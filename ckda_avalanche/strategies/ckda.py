@@ -7,13 +7,8 @@ Components whose weight is zero after ablations are not created (e.g. no teacher
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-import torch
 from avalanche.core import BasePlugin
-from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
-from torch.optim import Optimizer
 
 from ckda_avalanche.losses.reid_criterion import ReIDCriterion
 from ckda_avalanche.plugins.cka import CKAPlugin
@@ -21,9 +16,8 @@ from ckda_avalanche.plugins.prompt_consistency import PromptConsistencyPlugin
 from ckda_avalanche.plugins.prompt_orthogonality import PromptOrthogonalityPlugin
 from ckda_avalanche.plugins.teacher import TeacherPlugin
 from ckda_avalanche.plugins.weight_merge import WeightMergePlugin
-from ckda_avalanche.strategies.base import ReIDTemplate, silent_evaluator
 from ckda_avalanche.strategies.ckda_config import CKDA_PAPER, CKDAConfig
-from ckda_avalanche.strategies.config import TrainConfig
+from ckda_avalanche.strategies.method_strategy import MethodStrategy
 
 __all__ = ["CKDA", "check_model_matches"]
 
@@ -41,27 +35,21 @@ def check_model_matches(model: nn.Module, method: CKDAConfig) -> None:
                          "create_model(..., config_overrides=method.model_overrides())")
 
 
-class CKDA(ReIDTemplate):
-    """CKDA on a ViT ReID model; the model must be created with ``method.model_overrides()``."""
+class CKDA(MethodStrategy[CKDAConfig]):
+    """CKDA on a ViT ReID model; the model must be created with ``method.model_overrides()``.
 
-    def __init__(
-        self,
-        *,
-        model: nn.Module,
-        method: CKDAConfig = CKDA_PAPER,
-        config: TrainConfig = TrainConfig(),
-        optimizer: Optimizer | None = None,
-        train_epochs: int | None = None,
-        eval_mb_size: int = 64,
-        device: str | torch.device = "auto",
-        plugins: Sequence[BasePlugin] | None = None,
-        evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] | None = silent_evaluator,
-        eval_every: int = -1,
-    ) -> None:
-        if not isinstance(method, CKDAConfig):
-            raise TypeError(f"method: expected a CKDAConfig, got {type(method).__name__}")
+    Keywords: those of `MethodStrategy` (``method: CKDAConfig = CKDA_PAPER``); the teacher is bound to the placed
+    model at construction."""
+
+    default_method = CKDA_PAPER
+
+    def prepare_model(self, model: nn.Module, method: CKDAConfig) -> nn.Module:
+        """The model as given, after checking it was built with ``method.model_overrides()``."""
         check_model_matches(model, method)
-        self.method = method
+        return model
+
+    def make_method_plugins(self, method: CKDAConfig) -> list[BasePlugin]:
+        """merge -> teacher -> prompt consistency -> CKA -> orthogonality, each only when its weight is non-zero."""
         self.teacher: TeacherPlugin | None = TeacherPlugin() if method.needs_teacher else None
         self.merge: WeightMergePlugin | None = None
         self.prompt_consistency: PromptConsistencyPlugin | None = None
@@ -92,17 +80,8 @@ class CKDA(ReIDTemplate):
         if method.orthogonality:
             self.orthogonality = PromptOrthogonalityPlugin(weight=method.orthogonality_weight)
             own.append(self.orthogonality)
-        super().__init__(
-            model=model,
-            optimizer=optimizer,
-            criterion=ReIDCriterion(config=method.loss_config()),
-            config=config,
-            train_epochs=train_epochs,
-            eval_mb_size=eval_mb_size,
-            device=device,
-            plugins=[*own, *(plugins or [])],
-            evaluator=evaluator,
-            eval_every=eval_every,
-        )
-        if self.teacher is not None:
-            self.teacher.bind_template(self.model)
+        return own
+
+    def make_criterion(self, method: CKDAConfig) -> ReIDCriterion:
+        """`ReIDCriterion` with the method's loss weights (``method.loss_config()``)."""
+        return ReIDCriterion(config=method.loss_config())

@@ -2,17 +2,12 @@
 samples; the classifier covers every identity seen so far. See `plugins/replay.py` for memory and selection."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-import torch
 from avalanche.core import BasePlugin
-from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
-from torch.optim import Optimizer
 
 from ckda_avalanche.plugins.replay import ReIDReplayPlugin, ReplayConfig
-from ckda_avalanche.strategies.base import ReIDTemplate, silent_evaluator
-from ckda_avalanche.strategies.config import TrainConfig
+from ckda_avalanche.strategies.base import ReIDTemplate
+from ckda_avalanche.strategies.method_strategy import MethodStrategy
 
 __all__ = ["Replay", "seen_label_range"]
 
@@ -33,31 +28,17 @@ def seen_label_range(strategy: ReIDTemplate) -> tuple[int, int]:
     return ranges[0][0], ranges[-1][1] - ranges[0][0]
 
 
-class Replay(ReIDTemplate):
+class Replay(MethodStrategy[ReplayConfig]):
     """`ReIDTemplate` + `ReIDReplayPlugin`; in training the classifier spans all identities seen so far and the
-    criterion gets labels relative to the first session's offset, so replayed identities keep their labels."""
+    criterion gets labels relative to the first session's offset, so replayed identities keep their labels.
 
-    def __init__(
-        self,
-        *,
-        model: nn.Module,
-        method: ReplayConfig = ReplayConfig(),
-        config: TrainConfig = TrainConfig(),
-        optimizer: Optimizer | None = None,
-        train_epochs: int | None = None,
-        eval_mb_size: int = 64,
-        device: str | torch.device = "auto",
-        plugins: Sequence[BasePlugin] | None = None,
-        evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] | None = silent_evaluator,
-        eval_every: int = -1,
-    ) -> None:
-        if not isinstance(method, ReplayConfig):
-            raise TypeError(f"method: expected a ReplayConfig, got {type(method).__name__}")
-        self.method = method
+    Keywords: those of `MethodStrategy` (``method: ReplayConfig = ReplayConfig()``)."""
+
+    default_method = ReplayConfig()
+
+    def make_method_plugins(self, method: ReplayConfig) -> list[BasePlugin]:
         self.replay = ReIDReplayPlugin(config=method)
-        super().__init__(model=model, optimizer=optimizer, config=config, train_epochs=train_epochs,
-                         eval_mb_size=eval_mb_size, device=device, plugins=[self.replay, *(plugins or [])],
-                         evaluator=evaluator, eval_every=eval_every)
+        return [self.replay]
 
     def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
         """As `ReIDTemplate`, but in training the classifier covers every identity seen so far."""

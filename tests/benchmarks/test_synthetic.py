@@ -264,8 +264,8 @@ def test_overwrite_in_the_same_process_regenerates_identically(tiny_pair):
 
 
 def test_scale_changes_identity_counts(synth, tiny_pair):
-    assert identity_counts(1.0) == (32, 32)
-    assert identity_counts(SCALE) == (5, 5) and identity_counts(TINY) == (2, 2)
+    assert identity_counts(1.0) == (64, 32)
+    assert identity_counts(SCALE) == (10, 5) and identity_counts(TINY) == (4, 2)
     for name in DATASET_DIRS:
         assert synth.datasets[name].train_ids > tiny_pair[0].datasets[name].train_ids
         assert synth.datasets[name].test_ids > tiny_pair[0].datasets[name].test_ids

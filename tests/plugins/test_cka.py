@@ -11,16 +11,8 @@ from ckda_avalanche.losses import cka_loss, cka_terms
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import CKAPlugin, DualPrototypes, TeacherPlugin, compute_dual_prototypes
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 SIZE = (32, 16)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, 2 threads under load ran these tests ~7x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Normalise(nn.Module):

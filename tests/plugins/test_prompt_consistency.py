@@ -9,16 +9,8 @@ from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import PromptConsistencyPlugin, PromptOrthogonalityPlugin, TeacherPlugin
 from ckda_avalanche.losses import prompt_orthogonality
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 SIZE = (32, 16)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, 2 threads under load ran these tests ~7x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _setup(alpha: float = 2.0, with_teacher: bool = True):

@@ -15,15 +15,7 @@ from avalanche.core import SupervisedPlugin
 
 SIZE = (32, 16)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, 2 threads under load ran these tests ~7x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore:No loggers specified")]
 
 
 @pytest.fixture(scope="module")

@@ -25,17 +25,9 @@ from ckda_avalanche.plugins import (
 )
 from ckda_avalanche.strategies import CKDA, CKDA_ABLATIONS, CKDA_PAPER, CKDAConfig, TrainConfig
 
-pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore:No loggers specified")]
 SIZE = (32, 16)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, 2 threads under load ran these tests ~7x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 E2E_SIZE = (32, 16)
 MAP0 = "mAP_Exp/eval_phase/test_stream/Exp000"
 E2E_EPOCHS = 15

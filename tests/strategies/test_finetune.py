@@ -8,16 +8,8 @@ from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.models import create_model
 from ckda_avalanche.strategies import METHOD_CONFIGS, STRATEGIES, CKDAConfig, FineTune, ReIDTemplate, TrainConfig
 
-pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore:No loggers specified")]
 SIZE = (32, 16)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_registry():

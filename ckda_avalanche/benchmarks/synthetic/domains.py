@@ -123,8 +123,8 @@ REGDB_DOMAIN = DomainSpec(
     colour_cast_strength=0.08,
     visible_noise=(0.01, 0.03),
     infrared_noise=(0.02, 0.04),
-    thermal_weight=0.8,
-    infrared_texture=0.4,
+    thermal_weight=0.15,
+    infrared_texture=0.8,
     black_hot_fraction=0.0,
     background_families=("street",),
     palette=_rgb("c0392b", "2c3e50", "ecf0f1", "2980b9", "27ae60", "f1c40f"),
@@ -136,7 +136,8 @@ REGDB_DOMAIN = DomainSpec(
     occlusion_prob=0.1,
     ambient_temperature=(0.15, 0.3),
 )
-"""RegDB-like: one visible/thermal camera pair, low resolution and blur, mostly thermal white-hot IR, 2 views."""
+"""RegDB-like: one visible/infrared camera pair, low resolution and blur, white-hot IR (15% heat, 85% reflectance:
+see `thermal_weight`), 2 views."""
 
 SYSU_DOMAIN = DomainSpec(
     name="sysu",
@@ -197,8 +198,8 @@ VCM_DOMAIN = DomainSpec(
     colour_cast_strength=0.15,
     visible_noise=(0.01, 0.04),
     infrared_noise=(0.02, 0.05),
-    thermal_weight=0.6,
-    infrared_texture=0.7,
+    thermal_weight=0.2,
+    infrared_texture=0.8,
     black_hot_fraction=0.5,
     background_families=("street", "corridor"),
     outdoor_background_families=("street",),

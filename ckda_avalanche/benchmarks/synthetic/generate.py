@@ -22,7 +22,7 @@ SYNTHETIC_VERSION = 2
 """Bumped whenever the generator's output changes for a given seed; part of the stored parameters."""
 MARKER = "SYNTHETIC.json"
 """Name of the summary/completion file written under the root."""
-BASE_TRAIN_IDS = 32
+BASE_TRAIN_IDS = 64
 """Training identities per dataset at ``scale=1``."""
 BASE_TEST_IDS = 32
 """Test identities per dataset at ``scale=1``."""
