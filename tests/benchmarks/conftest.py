@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-REAL_INDEX = Path("/work/shared/vi_reid_index")
+REAL_INDEX = Path(os.environ.get("CKDA_VI_REID_INDEX",
+                                 Path(__file__).resolve().parents[3] / "shared" / "vi_reid_index"))
+"""The real split/index files: ``shared/vi_reid_index`` beside this checkout, or ``$CKDA_VI_REID_INDEX``."""
 
 
 def _image_bytes(fmt: str) -> bytes:
