@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckda_avalanche.benchmarks.streams import DEFAULT_ORDER
+from ckda_avalanche.runner.overrides import ConfigError
 from ckda_avalanche.strategies.config import TrainConfig
 
 ALL_METHODS: tuple[str, ...] = ("ckda", "finetune", "joint", "lwf", "ewc", "replay", "l2p", "lstkc", "dkp")
@@ -74,4 +75,4 @@ def get_preset(name: str) -> RunConfig:
     try:
         return RUN_PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(RUN_PRESETS)}") from None
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(RUN_PRESETS)}") from None

@@ -16,7 +16,6 @@ and ``state.json`` are replaced atomically, and rows the CSV received after the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -201,8 +200,3 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         })
     return csv_path
 
-
-def read_progress(run_dir: Path) -> dict[str, Any] | None:
-    """The ``state.json`` of a run folder, or None when the run has not finished a session yet."""
-    path = Path(run_dir) / "state.json"
-    return json.loads(path.read_text()) if path.exists() else None
