@@ -16,6 +16,9 @@ groups of P, the last group, when short, topped up with identities drawn at rand
 An epoch therefore has ``passes_per_epoch * ceil(num_identities / P)`` batches, every identity appears in at least
 ``passes_per_epoch`` of them, and the P identities of a batch are always distinct. (An epoch of the published
 configuration is thus about ``2 * K * num_identities`` images: e.g. RegDB, 206 ids, P=8, K=4: 26 batches of 64.)
+``batches_per_epoch`` fixes the epoch length instead: the passes continue (each a new shuffle) until that many
+batches are drawn, and the epoch stops there, so a large training set (a joint union, replayed exemplars) costs as
+many iterations as a small one.
 Within a batch an identity's K images of one modality are drawn without replacement when it has at least K such
 images, with replacement otherwise. When P exceeds the number of identities, every batch uses all identities (P is
 clamped; the effective value is `identities_per_batch`).
@@ -53,6 +56,7 @@ class CrossModalityIdentitySampler(Sampler[list[int]]):
         num_instances: int = 4,
         seed: int = 0,
         passes_per_epoch: int = 1,
+        batches_per_epoch: int | None = None,
         allow_unpaired: bool = False,
     ) -> None:
         if num_identities < 1:
@@ -61,6 +65,8 @@ class CrossModalityIdentitySampler(Sampler[list[int]]):
             raise ValueError(f"num_instances: expected >= 1, got {num_instances}")
         if passes_per_epoch < 1:
             raise ValueError(f"passes_per_epoch: expected >= 1, got {passes_per_epoch}")
+        if batches_per_epoch is not None and batches_per_epoch < 1:
+            raise ValueError(f"batches_per_epoch: expected >= 1 or None, got {batches_per_epoch}")
         pid_arr = np.asarray(pids, dtype=np.int64).reshape(-1)
         mod_arr = np.asarray(modalities, dtype=np.int64).reshape(-1)
         if len(pid_arr) != len(mod_arr):
@@ -97,6 +103,7 @@ class CrossModalityIdentitySampler(Sampler[list[int]]):
         self.num_instances = num_instances
         self.seed = seed
         self.passes_per_epoch = passes_per_epoch
+        self.batches_per_epoch = batches_per_epoch
         self._epoch = 0
 
     @property
@@ -121,7 +128,12 @@ class CrossModalityIdentitySampler(Sampler[list[int]]):
         self._epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.passes_per_epoch * math.ceil(len(self.identities) / self.identities_per_batch)
+        if self.batches_per_epoch is not None:
+            return self.batches_per_epoch
+        return self.passes_per_epoch * self._batches_per_pass()
+
+    def _batches_per_pass(self) -> int:
+        return math.ceil(len(self.identities) / self.identities_per_batch)
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng((self.seed, self._epoch))
@@ -134,14 +146,17 @@ class CrossModalityIdentitySampler(Sampler[list[int]]):
     def _identity_groups(self, rng: np.random.Generator) -> list[np.ndarray]:
         p = self.identities_per_batch
         groups: list[np.ndarray] = []
-        for _ in range(self.passes_per_epoch):
+        passes = self.passes_per_epoch
+        if self.batches_per_epoch is not None:
+            passes = math.ceil(self.batches_per_epoch / self._batches_per_pass())
+        for _ in range(passes):
             order = rng.permutation(self.identities)
             groups.extend(order[i : i + p] for i in range(0, len(order), p))
             last = groups[-1]
             if len(last) < p:
                 others = np.setdiff1d(self.identities, last)
                 groups[-1] = np.concatenate([last, rng.choice(others, size=p - len(last), replace=False)])
-        return groups
+        return groups[: len(self)]
 
     def _draw(self, rng: np.random.Generator, modality: int, pid: int) -> np.ndarray:
         pool = self._by_modality[modality][int(pid)]
@@ -164,6 +179,7 @@ def make_identity_batch_loader(
     num_instances: int = 4,
     seed: int = 0,
     passes_per_epoch: int = 1,
+    batches_per_epoch: int | None = None,
     allow_unpaired: bool = False,
     num_workers: int = 0,
     pin_memory: bool = False,
@@ -189,6 +205,7 @@ def make_identity_batch_loader(
         num_instances=num_instances,
         seed=seed,
         passes_per_epoch=passes_per_epoch,
+        batches_per_epoch=batches_per_epoch,
         allow_unpaired=allow_unpaired,
     )
     return DataLoader(

@@ -2,7 +2,8 @@
 
 CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec §6) trains with: resize, horizontal flip, ImageNet
 normalisation and random erasing (p = 0.5); infrared images additionally get, chosen at random, either a colour
-jitter (brightness 0.3, contrast 0.3) or a Gaussian blur (kernel 21, sigma in [0.1, 3]). Testing only resizes and
+jitter (brightness 0.3, contrast 0.3) or a Gaussian blur (kernel 21, sigma in [0.1, 3]) at 256x128; at other sizes
+the blur is scaled with the image height (`AugmentConfig.blur_reference_height`). Testing only resizes and
 normalises.
 
 Because part of the pipeline depends on the image's modality, the transforms built here are
@@ -56,6 +57,10 @@ class AugmentConfig:
     """GaussianBlur kernel size (odd) for infrared images; must be smaller than twice the image's shorter side."""
     blur_sigma: tuple[float, float] = (0.1, 3.0)
     """Range the GaussianBlur sigma is drawn from, uniformly."""
+    blur_reference_height: int | None = 256
+    """Image height at which `blur_kernel` and `blur_sigma` are given (the published 256x128 input). Other heights
+    scale both by ``height / blur_reference_height`` so the blur covers the same share of the person (kernel 21 at
+    256 is kernel 3 at 32). None applies them unscaled."""
     interpolation: str = "bicubic"
     """Resize interpolation: "nearest", "bilinear" or "bicubic"."""
 
@@ -72,6 +77,9 @@ class AugmentConfig:
         low, high = self.blur_sigma
         if not 0 < low <= high:
             raise ValueError(f"AugmentConfig.blur_sigma: expected 0 < low <= high, got {self.blur_sigma}")
+        if self.blur_reference_height is not None and self.blur_reference_height < 1:
+            raise ValueError(f"AugmentConfig.blur_reference_height: expected a positive height or None, got "
+                             f"{self.blur_reference_height}")
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(
                 f"AugmentConfig.interpolation: expected one of {sorted(_INTERPOLATIONS)}, got {self.interpolation!r}"
@@ -126,24 +134,35 @@ def _normalise_stage() -> list[v2.Transform]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)]
 
 
+def scaled_blur(config: AugmentConfig, height: int) -> tuple[int, tuple[float, float]]:
+    """(kernel, sigma range) of the infrared Gaussian blur at image ``height`` (see `blur_reference_height`)."""
+    if config.blur_reference_height is None or height == config.blur_reference_height:
+        return config.blur_kernel, config.blur_sigma
+    factor = height / config.blur_reference_height
+    kernel = max(1, 2 * round((config.blur_kernel * factor - 1) / 2) + 1)
+    low, high = config.blur_sigma
+    return kernel, (low * factor, high * factor)
+
+
 def build_train_transform(
     img_size: tuple[int, int], *, config: AugmentConfig | None = None
 ) -> ModalityAwareTransform:
     """CKDA's training transform (spec §6) for images resized to ``img_size = (height, width)``."""
     height, width = _check_img_size(img_size)
     cfg = AugmentConfig() if config is None else config
+    blur_kernel, blur_sigma = scaled_blur(cfg, height)
     # torchvision's blur pads with reflection, which needs padding < size on both sides.
-    if cfg.blur_kernel // 2 >= min(height, width):
+    if blur_kernel // 2 >= min(height, width):
         raise ValueError(
-            f"AugmentConfig.blur_kernel={cfg.blur_kernel} is too large for img_size {img_size}: "
-            f"expected blur_kernel // 2 < {min(height, width)}"
+            f"AugmentConfig.blur_kernel={cfg.blur_kernel} (scaled to {blur_kernel}) is too large for img_size "
+            f"{img_size}: expected a kernel // 2 < {min(height, width)}"
         )
     infrared = v2.RandomApply(
         [
             v2.RandomChoice(
                 [
                     v2.ColorJitter(brightness=cfg.jitter_brightness, contrast=cfg.jitter_contrast),
-                    v2.GaussianBlur(kernel_size=cfg.blur_kernel, sigma=cfg.blur_sigma),
+                    v2.GaussianBlur(kernel_size=blur_kernel, sigma=blur_sigma),
                 ]
             )
         ],

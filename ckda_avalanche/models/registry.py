@@ -5,7 +5,7 @@ A preset is a function returning a `ModelConfig`, registered with `@register_mod
 ImageNet weights. Presets (CKDA, arXiv 2511.15016, §2 of the method spec):
 
 - ``vit_base_reid`` (alias ``paper``): ViT-B/16, 256x128, stride 12 (21x10 patches), drop-path 0.1, dropout 0.03.
-- ``vit_tiny_reid`` (alias ``cpu``): ViT-Tiny width (192, 3 heads), 4 blocks, 128x64, stride 16, no token
+- ``vit_tiny_reid`` (alias ``cpu``): width 128, 3 blocks, 4 heads, 32x16 input with 8x8 patches, no token
   dropout, for CPU runs.
 - ``vit_micro_reid`` (alias ``test``): width 64, 2 blocks, 64x32, for unit tests.
 """
@@ -105,9 +105,11 @@ def vit_base_reid() -> ModelConfig:
 
 @register_model("vit_tiny_reid", aliases=("cpu",))
 def vit_tiny_reid() -> ModelConfig:
-    """CPU-sized model for the default synthetic leaderboard: width 128, 3 blocks, 4 heads at 64x32 with 8x8 patches
-    (8x4 tokens); prompts keep 16x16 patches (4x2 grid). Token dropout off (its masks cost ~18% of a CPU step)."""
-    return ModelConfig(img_size=(64, 32), patch_size=8, stride=8, embed_dim=128, depth=3, num_heads=4,
+    """CPU-sized model for the default synthetic leaderboard: width 128, 3 blocks, 4 heads at 32x16 with 8x8 patches
+    (4x2 tokens); prompts keep 16x16 patches (2x1 grid). Token dropout off (its masks cost ~18% of a CPU step). 32x16 rather
+    than 64x32: one session reaches about twice the cross-modality mAP in half the time (README, "Calibrating the
+    CPU preset")."""
+    return ModelConfig(img_size=(32, 16), patch_size=8, stride=8, embed_dim=128, depth=3, num_heads=4,
                        drop_path_rate=0.1, drop_rate=0.0)
 
 

@@ -15,6 +15,7 @@ It adapts Avalanche's `SupervisedTemplate` to lifelong VI-ReID as CKDA (Cui, Zho
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -127,11 +128,17 @@ class ReIDTemplate(SupervisedTemplate):
         return int(getattr(self.experience, "current_experience", self.sessions_trained))
 
     def make_train_dataloader(self, **kwargs: Any) -> None:
-        """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared)."""
+        """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared); with
+        `TrainConfig.equal_iterations` an epoch has as many batches as one pass over this session's identities."""
+        batches = None
+        if self.config.equal_iterations:
+            identities = int(self.session_info().num_identities)
+            batches = math.ceil(identities / min(self.config.num_identities, identities))
         self.dataloader = make_identity_batch_loader(
             self.adapted_dataset,
             num_identities=self.config.num_identities,
             num_instances=self.config.num_instances,
+            batches_per_epoch=batches,
             seed=self.config.seed * 1000 + self.session_index,
             allow_unpaired=self.config.allow_unpaired_identities,
             num_workers=self.config.num_workers,

@@ -31,6 +31,10 @@ class TrainConfig:
     """P: identities per batch."""
     num_instances: int = 4
     """K: images per identity and modality in a batch (batch = 2 * P * K)."""
+    equal_iterations: bool = True
+    """Every method trains the same iterations per session: an epoch is ceil(N / P) batches with N the current
+    session's identities, even when its training set holds more (Joint's union, Replay's exemplars). False: an
+    epoch is one pass over every identity of the training set, so those methods train longer."""
     amp: str = "auto"
     """Mixed precision: "auto" (CUDA: bf16 if supported else fp16; CPU: bf16 where supported), "bf16", "fp16"
     (CUDA only, with a gradient scaler) or "off"."""

@@ -1,9 +1,16 @@
-"""`Joint`: the upper bound of lifelong ReID. At every session the model is re-initialised to its initial weights and
-trained on the union of all sessions seen so far (same epochs per session, same sampler, optimiser and criterion as
-every other method), with one classifier over the union's identities (labels are already disjoint across sessions).
+"""`Joint`: the reference point of lifelong ReID, trained at every session on the union of all sessions seen so far,
+with one classifier over the union's identities (labels are already disjoint across sessions) and the same sampler,
+optimiser, criterion and epochs as every other method.
 
-Memory: it keeps only dataset references and a copy of the initial weights, so it reports 0 bytes of exemplar images,
-**but it re-reads all past training data every session** - it is not a lifelong method, only a reference point.
+By default it continues from the previous session's weights (cumulative training, Avalanche's ``Cumulative``), so
+under `TrainConfig.equal_iterations` it costs what fine-tuning costs and differs from it only in the data it sees.
+``reinitialise=True`` restarts every session from the initial weights (the classic joint upper bound); with equal
+iterations that spreads one session's budget over the whole union, so it is only sensible with
+``equal_iterations=False``, where session k costs k sessions of fine-tuning.
+
+Memory: it keeps only dataset references (and, when re-initialising, a copy of the initial weights), so it reports
+0 bytes of exemplar images, **but it re-reads all past training data every session** - it is not a lifelong
+method, only a reference point.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ _CLASSIFIER = ("head.classifier.", "base.head.classifier.")
 
 
 class Joint(ReIDTemplate):
-    """Re-initialise + train on the union of the sessions seen so far (upper bound)."""
+    """Train on the union of the sessions seen so far, from the previous weights or (``reinitialise``) from scratch."""
 
     def __init__(
         self,
@@ -41,10 +48,14 @@ class Joint(ReIDTemplate):
         plugins: Sequence[BasePlugin] | None = None,
         evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] | None = silent_evaluator,
         eval_every: int = -1,
+        reinitialise: bool = False,
     ) -> None:
+        self.reinitialise = reinitialise
+        """Whether every session restarts from `initial_state`."""
         self.initial_state: dict[str, torch.Tensor] = {
-            k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith(_CLASSIFIER)}
-        """The model's weights at construction (classifier excluded), restored at the start of every session."""
+            k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+            if not k.startswith(_CLASSIFIER)} if reinitialise else {}
+        """The model's weights at construction (classifier excluded) when ``reinitialise``; empty otherwise."""
         super().__init__(model=model, optimizer=optimizer, config=config, train_epochs=train_epochs,
                          eval_mb_size=eval_mb_size, device=device, plugins=plugins, evaluator=evaluator,
                          eval_every=eval_every)
@@ -56,11 +67,14 @@ class Joint(ReIDTemplate):
         self.adapted_dataset = concat_datasets([stream[i].dataset for i in range(current + 1)]).train()
 
     def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
-        """In training: initial weights back, one classifier over the union's identities."""
+        """In training: one classifier over the union's identities (and the initial weights back if re-initialising)."""
         model = super().model_adaptation(model)
         if self.is_training:
             self.label_offset, count = seen_label_range(self)
             model.reset_classifier(count)
+            if not self.reinitialise:
+                model.to(self.device)
+                return model
             result = model.load_state_dict(self.initial_state, strict=False)
             if result.unexpected_keys or any(not k.startswith(_CLASSIFIER) for k in result.missing_keys):
                 raise RuntimeError(f"Joint: the initial weights do not fit the model (missing "

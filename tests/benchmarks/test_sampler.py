@@ -84,6 +84,26 @@ def test_every_identity_is_used_each_epoch_and_last_batch_is_topped_up():
     assert min(used.values()) >= 2 and sum(used.values()) == 6 * 5
 
 
+def test_batches_per_epoch_fixes_the_epoch_length_whatever_the_identity_count():
+    pids, mods = _layout(COUNTS)  # 11 identities
+    short = CrossModalityIdentitySampler(pids=pids, modalities=mods, num_identities=4, num_instances=2,
+                                         batches_per_epoch=2)
+    batches = list(short)
+    assert len(short) == 2 and len(batches) == 2
+    full = CrossModalityIdentitySampler(pids=pids, modalities=mods, num_identities=4, num_instances=2)
+    assert batches == list(full)[:2]  # the same random stream, cut short
+    long = CrossModalityIdentitySampler(pids=pids, modalities=mods, num_identities=4, num_instances=2,
+                                        batches_per_epoch=7)  # 3 batches a pass: two full passes and one batch
+    used = Counter()
+    batches = list(long)
+    assert len(long) == 7 and len(batches) == 7
+    for batch in batches:
+        ids = pids[batch[:8]].reshape(4, 2)[:, 0].tolist()
+        assert len(set(ids)) == 4
+        used.update(ids)
+    assert set(used) == set(COUNTS) and min(used.values()) >= 2
+
+
 def test_num_identities_larger_than_dataset_uses_all_identities():
     pids, mods = _layout({1: (2, 2), 2: (2, 2), 3: (2, 2)})
     sampler = CrossModalityIdentitySampler(pids=pids, modalities=mods, num_identities=8, num_instances=2)
@@ -130,7 +150,7 @@ def test_unpaired_identities_raise_with_their_ids():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"num_identities": 0}, "num_identities"), ({"num_instances": 0}, "num_instances"),
-     ({"passes_per_epoch": 0}, "passes_per_epoch")],
+     ({"passes_per_epoch": 0}, "passes_per_epoch"), ({"batches_per_epoch": 0}, "batches_per_epoch")],
 )
 def test_invalid_arguments(kwargs, message):
     pids, mods = _layout(COUNTS)

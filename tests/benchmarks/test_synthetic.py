@@ -18,6 +18,7 @@ from ckda_avalanche.benchmarks.synthetic import (
     SyntheticParametersError,
     generate_synthetic,
     identity_counts,
+    sample_identities,
 )
 from ckda_avalanche.benchmarks.synthetic.nuisance import sample_cameras
 
@@ -289,8 +290,26 @@ def test_bad_arguments_and_specs(tmp_path):
         DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), carry_weights=(1.0, 0.0))
     with pytest.raises(ValueError, match="outdoor_cameras"):
         DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), outdoor_cameras=(2,))
+    with pytest.raises(ValueError, match="nir_channel_weights"):
+        DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), nir_channel_weights=(0.0, 0.0, 0.0))
     assert set(DOMAINS) == {"regdb", "sysu", "llcm", "vcm"}
     assert len({(d.resolution_factor, d.thermal_weight, d.visible_brightness) for d in DOMAINS.values()}) == 4
+
+
+def test_near_infrared_reflectance_follows_each_domains_channel_mix():
+    rng = np.random.default_rng(0)
+    luminance = np.array([0.299, 0.587, 0.114])
+    mixes = {name: np.asarray(spec.nir_channel_weights) / sum(spec.nir_channel_weights)
+             for name, spec in DOMAINS.items()}
+    assert len({tuple(m.round(3)) for m in mixes.values()}) == 4  # four different visible-to-infrared links
+    for name, spec in DOMAINS.items():
+        people = sample_identities(spec, 300, rng)
+        colours = np.array([p.lower for p in people] + [p.bag_colour for p in people])
+        nir = np.array([p.lower_nir for p in people] + [p.bag_nir for p in people])
+        own = np.corrcoef(colours @ mixes[name], nir)[0, 1]
+        assert own > 0.9, name
+        if not np.allclose(mixes[name], luminance, atol=0.05):
+            assert own > np.corrcoef(colours @ luminance, nir)[0, 1], name
 
 
 def test_project_readers_accept_the_synthetic_layouts(synth):

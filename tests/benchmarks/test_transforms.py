@@ -13,6 +13,7 @@ from ckda_avalanche.benchmarks.transforms import (
     ModalityAwareTransform,
     build_eval_transform,
     build_train_transform,
+    scaled_blur,
 )
 
 SIZE = (32, 16)
@@ -75,7 +76,7 @@ def test_default_train_transform_is_random_and_erases_with_zero():
 
 def test_infrared_augmentation_only_touches_infrared_images():
     image = _textured(1)
-    config = AugmentConfig(flip_p=0.0, erase_p=0.0, infrared_aug_p=1.0)
+    config = AugmentConfig(flip_p=0.0, erase_p=0.0, infrared_aug_p=1.0, blur_reference_height=None)
     train = build_train_transform(SIZE, config=config)
     reference = build_eval_transform(SIZE)(image, VISIBLE)
     torch.manual_seed(0)
@@ -98,6 +99,11 @@ def test_infrared_branch_is_jitter_or_blur_with_published_parameters():
     assert choice.p == [0.5, 0.5]
 
 
+def _infrared_blur(train: ModalityAwareTransform) -> v2.GaussianBlur:
+    (choice,) = train.infrared_only.transforms
+    return choice.transforms[1]
+
+
 def test_modality_aware_transform_rejects_unknown_modality():
     transform = ModalityAwareTransform(common_pre=lambda x: x, common_post=lambda x: x)
     with pytest.raises(ValueError, match="modality"):
@@ -116,9 +122,19 @@ def test_augment_config_validates_fields(field, value):
 
 def test_blur_kernel_too_large_for_image_size_is_an_error():
     with pytest.raises(ValueError, match="blur_kernel"):
-        build_train_transform((16, 8))
-    small = build_train_transform((16, 8), config=AugmentConfig(blur_kernel=5))
+        build_train_transform((16, 8), config=AugmentConfig(blur_reference_height=None))
+    small = build_train_transform((16, 8), config=AugmentConfig(blur_kernel=5, blur_reference_height=None))
     assert small(_textured(), INFRARED).shape == (3, 16, 8)
+
+
+@pytest.mark.parametrize(("height", "kernel", "sigma"), [(256, 21, (0.1, 3.0)), (128, 11, (0.05, 1.5)),
+                                                         (64, 5, (0.025, 0.75)), (32, 3, (0.0125, 0.375)),
+                                                         (16, 1, (0.00625, 0.1875))])
+def test_blur_scales_with_image_height(height, kernel, sigma):
+    assert scaled_blur(AugmentConfig(), height) == (kernel, pytest.approx(sigma))
+    assert scaled_blur(AugmentConfig(blur_reference_height=None), height) == (21, (0.1, 3.0))
+    blur = _infrared_blur(build_train_transform((height, height // 2)))
+    assert list(blur.kernel_size) == [kernel, kernel] and list(blur.sigma) == pytest.approx(list(sigma))
 
 
 def test_img_size_must_be_two_positive_ints():

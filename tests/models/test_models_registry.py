@@ -18,8 +18,8 @@ def test_presets_and_aliases() -> None:
     assert paper.use_msp and paper.use_mcp and paper.mcp_gates and paper.mcp_instance_norm
     assert paper.use_modality_embedding
     cpu = get_model_config("cpu")
-    assert (cpu.img_size, cpu.embed_dim, cpu.depth, cpu.num_heads, cpu.patch_size, cpu.stride) == ((64, 32), 128, 3, 4, 8, 8)
-    assert cpu.prompt_patch == 16 and cpu.grid_size == (8, 4)
+    assert (cpu.img_size, cpu.embed_dim, cpu.depth, cpu.num_heads, cpu.patch_size, cpu.stride) == ((32, 16), 128, 3, 4, 8, 8)
+    assert cpu.prompt_patch == 16 and cpu.grid_size == (4, 2)
     assert get_model_config("test").img_size == (64, 32)
 
 

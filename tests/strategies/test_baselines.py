@@ -51,6 +51,7 @@ def _build(name: str, **extra):
         "dkp": lambda: DKP(**kw),
         "replay": lambda: Replay(method=ReplayConfig(memory_size=8, images_per_identity=2), **kw),
         "joint": lambda: Joint(**kw),
+        "joint_reinit": lambda: Joint(reinitialise=True, **kw),
         "l2p": lambda: L2P(method=L2PConfig(pool_size=4, prompt_length=2, top_n=2), **kw),
     }
     return factories[name]()
@@ -65,12 +66,14 @@ class _Probe(SupervisedPlugin):
         self.plugin_attr = plugin_attr
         self.start = []
         self.end = []
+        self.batches = []
 
     def before_training_epoch(self, strategy, **kwargs):
         model = strategy.model
         weight = model.state_dict()["head.bnneck.weight"].clone() if hasattr(model, "head") else None
         self.start.append((model.num_classes, sorted(set(strategy.adapted_dataset.targets)), weight,
                            strategy.label_offset))
+        self.batches.append(len(strategy.dataloader))
 
     def after_training_exp(self, strategy, **kwargs):
         plugin = getattr(strategy, self.plugin_attr) if self.plugin_attr else None
@@ -83,7 +86,7 @@ class _Probe(SupervisedPlugin):
 
 
 PLUGIN_ATTR = {"lwf": "lwf", "lwf_logits": "lwf", "ewc": "ewc", "lstkc": "lstkc", "dkp": "dkp", "replay": "replay",
-               "joint": None, "l2p": "l2p"}
+               "joint": None, "joint_reinit": None, "l2p": "l2p"}
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +117,7 @@ EXPECTED_MEMORY = {
     "dkp": {"DKPPlugin/prototypes", "WeightMergePlugin/previous_weights"},
     "replay": {"ReIDReplayPlugin/exemplar_images"},
     "joint": {"Joint/initial_weights", "Joint/exemplar_images"},
+    "joint_reinit": {"Joint/initial_weights", "Joint/exemplar_images"},
     "l2p": set(),
 }
 
@@ -182,12 +186,25 @@ def test_replay_classifier_spans_old_and_new_identities(runs, stream):
 
 
 def test_joint_reinitialises_and_trains_on_the_union(runs, stream):
-    strategy, probe, _, initial = runs("joint")
+    strategy, probe, _, initial = runs("joint_reinit")
     n = stream.train_stream[0].reid.num_identities + stream.train_stream[1].reid.num_identities
     (_, _, w0, _), (c1, ids1, w1, _) = probe.start
     assert c1 == n and ids1 == list(range(n))
     assert torch.equal(w0, initial["head.bnneck.weight"]) and torch.equal(w1, initial["head.bnneck.weight"])
     assert not torch.equal(strategy.model.state_dict()["head.bnneck.weight"], initial["head.bnneck.weight"])
+    assert strategy.memory_report()["Joint/initial_weights"] > 0
+
+
+def test_joint_continues_from_the_previous_session_on_the_union_with_equal_iterations(runs, stream):
+    strategy, probe, _, initial = runs("joint")
+    n = stream.train_stream[0].reid.num_identities + stream.train_stream[1].reid.num_identities
+    (_, _, w0, _), (c1, ids1, w1, _) = probe.start
+    assert c1 == n and ids1 == list(range(n))
+    assert torch.equal(w0, initial["head.bnneck.weight"]) and not torch.equal(w1, initial["head.bnneck.weight"])
+    assert strategy.memory_report()["Joint/initial_weights"] == 0
+    # equal iterations: an epoch over the two-session union is as long as one over the second session alone
+    session_ids = stream.train_stream[1].reid.num_identities
+    assert probe.batches[1] == math.ceil(session_ids / min(TRAIN.num_identities, session_ids))
 
 
 def test_l2p_needs_a_model_without_pixel_prompts_by_default():

@@ -42,6 +42,10 @@ class DomainSpec:
     """Standard deviation of additive Gaussian sensor noise in infrared images."""
     thermal_weight: float = 0.2
     """Share of emitted heat in the infrared signal (1 = far-infrared thermal camera, 0 = pure near-infrared)."""
+    nir_channel_weights: tuple[float, float, float] = (0.299, 0.587, 0.114)
+    """How a dye's near-infrared reflectance follows its visible (r, g, b): the camera's illuminator wavelength and
+    the local dyes differ between datasets, so one visible colour maps to different infrared greys in different
+    domains (default: luminance). Normalised to sum 1."""
     infrared_texture: float = 0.5
     """How much garment texture survives in near-infrared reflectance (0 = none)."""
     black_hot_fraction: float = 0.0
@@ -67,11 +71,11 @@ class DomainSpec:
     """Probability of a skirt instead of trousers."""
     views: tuple[str, ...] = ("front", "back", "side")
     """Viewpoints an image may show."""
-    shift_std: float = 0.04
+    shift_std: float = 0.02
     """Standard deviation of the person's horizontal/vertical offset, in image heights."""
     scale_range: tuple[float, float] = (0.85, 1.0)
     """Person height relative to the image height, before body-height attributes."""
-    occlusion_prob: float = 0.2
+    occlusion_prob: float = 0.1
     """Probability that an image carries a partial occluder."""
     flip_prob: float = 0.5
     """Probability of a horizontal mirror of the whole scene."""
@@ -98,6 +102,8 @@ class DomainSpec:
                       "long_hair_prob", "skirt_prob", "occlusion_prob", "flip_prob", "body_jitter"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 fail(field, "a value in [0, 1]")
+        if len(self.nir_channel_weights) != 3 or min(self.nir_channel_weights) < 0 or sum(self.nir_channel_weights) <= 0:
+            fail("nir_channel_weights", "3 non-negative weights with a positive sum")
         for field in ("pattern_weights", "carry_weights", "body_cluster_weights"):
             weights = getattr(self, field)
             if len(weights) != 4 or min(weights) < 0 or sum(weights) <= 0:
@@ -132,8 +138,6 @@ REGDB_DOMAIN = DomainSpec(
     carry_weights=(0.45, 0.3, 0.15, 0.1),
     body_cluster_weights=(0.3, 0.35, 0.2, 0.15),
     views=("front", "back"),
-    shift_std=0.03,
-    occlusion_prob=0.1,
     ambient_temperature=(0.15, 0.3),
 )
 """RegDB-like: one visible/infrared camera pair, low resolution and blur, white-hot IR (15% heat, 85% reflectance:
@@ -151,6 +155,7 @@ SYSU_DOMAIN = DomainSpec(
     visible_noise=(0.01, 0.04),
     infrared_noise=(0.02, 0.05),
     thermal_weight=0.15,
+    nir_channel_weights=(0.7, 0.2, 0.1),
     infrared_texture=0.9,
     black_hot_fraction=0.0,
     background_families=("indoor", "corridor"),
@@ -159,7 +164,6 @@ SYSU_DOMAIN = DomainSpec(
     pattern_weights=(0.35, 0.3, 0.2, 0.15),
     carry_weights=(0.35, 0.35, 0.2, 0.1),
     body_cluster_weights=(0.2, 0.4, 0.25, 0.15),
-    occlusion_prob=0.25,
     ambient_temperature=(0.25, 0.4),
 )
 """SYSU-MM01-like: indoor (1, 2) and outdoor (4, 5) visible cameras with strong colour casts, near-infrared 3 and 6."""
@@ -170,11 +174,12 @@ LLCM_DOMAIN = DomainSpec(
     infrared_cameras=(1, 2, 4, 5, 6, 7, 8, 9),
     resolution_factor=0.75,
     blur_sigma=(0.3, 1.0),
-    visible_brightness=(0.18, 0.45),
+    visible_brightness=(0.25, 0.5),
     colour_cast_strength=0.3,
-    visible_noise=(0.05, 0.1),
+    visible_noise=(0.03, 0.06),
     infrared_noise=(0.04, 0.08),
     thermal_weight=0.3,
+    nir_channel_weights=(0.1, 0.2, 0.7),
     infrared_texture=0.8,
     black_hot_fraction=0.0,
     background_families=("night", "street"),
@@ -182,7 +187,6 @@ LLCM_DOMAIN = DomainSpec(
     pattern_weights=(0.45, 0.25, 0.2, 0.1),
     carry_weights=(0.4, 0.25, 0.2, 0.15),
     body_cluster_weights=(0.25, 0.3, 0.2, 0.25),
-    occlusion_prob=0.3,
     ambient_temperature=(0.1, 0.25),
 )
 """LLCM-like: nine cameras recording both modalities (no near-infrared on camera 3), low light, strong noise."""
@@ -199,6 +203,7 @@ VCM_DOMAIN = DomainSpec(
     visible_noise=(0.01, 0.04),
     infrared_noise=(0.02, 0.05),
     thermal_weight=0.2,
+    nir_channel_weights=(0.45, 0.1, 0.45),
     infrared_texture=0.8,
     black_hot_fraction=0.5,
     background_families=("street", "corridor"),
@@ -207,7 +212,6 @@ VCM_DOMAIN = DomainSpec(
     pattern_weights=(0.4, 0.25, 0.15, 0.2),
     carry_weights=(0.2, 0.55, 0.1, 0.15),
     body_cluster_weights=(0.25, 0.35, 0.25, 0.15),
-    occlusion_prob=0.25,
     ambient_temperature=(0.2, 0.35),
 )
 """HITSZ-VCM-like: six campus cameras in both modalities, video tracklets, half the infrared cameras black-hot."""

@@ -18,7 +18,7 @@ import numpy as np
 from .domains import LLCM_DOMAIN, REGDB_DOMAIN, SYSU_DOMAIN, VCM_DOMAIN
 from .writers import DatasetCounts, write_llcm, write_regdb, write_sysu, write_vcm
 
-SYNTHETIC_VERSION = 2
+SYNTHETIC_VERSION = 3
 """Bumped whenever the generator's output changes for a given seed; part of the stored parameters."""
 MARKER = "SYNTHETIC.json"
 """Name of the summary/completion file written under the root."""
@@ -121,7 +121,8 @@ def generate_synthetic(out: str | Path, *, seed: int = 0, scale: float = 1.0, im
         if stored.parameters() != wanted.parameters():
             raise SyntheticParametersError(
                 f"{marker}: holds synthetic data made with {stored.parameters()}, but {wanted.parameters()} was "
-                f"asked for; use another directory or pass overwrite=True to replace it")
+                f"asked for; use another directory or pass overwrite=True (`ckda data synth --out DIR --overwrite`) "
+                f"to replace it")
         return stored
     if existing_dirs and not overwrite:
         raise SyntheticParametersError(

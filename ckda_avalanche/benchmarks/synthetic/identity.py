@@ -109,10 +109,12 @@ def _luminance(rgb: np.ndarray) -> float:
     return float(rgb @ np.array([0.299, 0.587, 0.114]))
 
 
-def _nir_reflectance(rng: np.random.Generator, rgb: np.ndarray) -> float:
-    # Dyes reflect near-infrared mostly by their visible luminance, with a small dye-specific part: the fabric
-    # links the two modalities, as in real VI-ReID data (a learnable, not a trivial, cross-modal cue).
-    return float(np.clip(0.9 * _luminance(rgb) + 0.1 * rng.uniform(0.1, 0.9), 0.05, 0.95))
+def _nir_reflectance(rng: np.random.Generator, rgb: np.ndarray, spec: DomainSpec) -> float:
+    # Dyes reflect near-infrared mostly by a domain-specific mix of their visible channels, with a small dye-specific
+    # part: the fabric links the two modalities, as in real VI-ReID data (a learnable, not a trivial, cross-modal
+    # cue), but the link differs between domains (`DomainSpec.nir_channel_weights`).
+    weights = np.asarray(spec.nir_channel_weights, dtype=np.float64)
+    return float(np.clip(0.9 * float(rgb @ (weights / weights.sum())) + 0.1 * rng.uniform(0.1, 0.9), 0.05, 0.95))
 
 
 def _emissivity(rng: np.random.Generator, rgb: np.ndarray) -> float:
@@ -140,7 +142,7 @@ def sample_identity(spec: DomainSpec, rng: np.random.Generator) -> IdentityAttri
     pattern = int(rng.choice(len(PATTERNS), p=np.asarray(spec.pattern_weights) / sum(spec.pattern_weights)))
     carried = int(rng.choice(len(CARRIED), p=np.asarray(spec.carry_weights) / sum(spec.carry_weights)))
     skirt = bool(rng.random() < spec.skirt_prob)
-    upper_nir = _nir_reflectance(rng, upper)
+    upper_nir = _nir_reflectance(rng, upper, spec)
     return IdentityAttributes(
         body_cluster=cluster,
         height=float(np.clip(body[0], 0.7, 1.0)),
@@ -172,8 +174,8 @@ def sample_identity(spec: DomainSpec, rng: np.random.Generator) -> IdentityAttri
         lower_emissivity=_emissivity(rng, lower),
         upper_nir=upper_nir,
         upper_secondary_nir=float(np.clip(upper_nir + rng.choice([-1, 1]) * rng.uniform(0.2, 0.45), 0.05, 0.95)),
-        lower_nir=_nir_reflectance(rng, lower),
-        bag_nir=_nir_reflectance(rng, bag),
+        lower_nir=_nir_reflectance(rng, lower, spec),
+        bag_nir=_nir_reflectance(rng, bag, spec),
     )
 
 
