@@ -16,7 +16,7 @@ import torch
 
 from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.evaluation.ranking import evaluate_rank
-from ckda_avalanche.models import create_model, get_model_config
+from ckda_avalanche.models import create_model
 from ckda_avalanche.strategies import FineTune, TrainConfig
 
 
@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--root", default="data/synthetic")
     parser.add_argument("--dataset", default="regdb")
     parser.add_argument("--model", default="cpu")
+    parser.add_argument("--img-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="override the model's input size (e.g. 64 32 for the earlier cpu preset)")
     parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--identities", type=int, default=8, help="P")
@@ -34,8 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = create_model(args.model)
-    bm = vi_lreid_benchmark(args.root, datasets=(args.dataset,), img_size=tuple(get_model_config(args.model).img_size))
+    model = create_model(args.model, img_size=tuple(args.img_size) if args.img_size else None)
+    bm = vi_lreid_benchmark(args.root, datasets=(args.dataset,), img_size=tuple(model.config.img_size))
     config = TrainConfig(epochs=args.epochs, warmup_epochs=1, amp="off", lr=args.lr, seed=args.seed,
                          num_identities=args.identities, num_instances=args.instances)
     strategy = FineTune(model=model, config=config, device="cpu")
