@@ -166,7 +166,8 @@ SYSU_DOMAIN = DomainSpec(
     body_cluster_weights=(0.2, 0.4, 0.25, 0.15),
     ambient_temperature=(0.25, 0.4),
 )
-"""SYSU-MM01-like: indoor (1, 2) and outdoor (4, 5) visible cameras with strong colour casts, near-infrared 3 and 6."""
+"""SYSU-MM01-like: indoor (1, 2) and outdoor (4, 5) visible cameras with strong colour casts, near-infrared 3 and 6
+whose reflectance follows the red channel."""
 
 LLCM_DOMAIN = DomainSpec(
     name="llcm",
@@ -189,7 +190,8 @@ LLCM_DOMAIN = DomainSpec(
     body_cluster_weights=(0.25, 0.3, 0.2, 0.25),
     ambient_temperature=(0.1, 0.25),
 )
-"""LLCM-like: nine cameras recording both modalities (no near-infrared on camera 3), low light, strong noise."""
+"""LLCM-like: nine cameras recording both modalities (no near-infrared on camera 3), low light, strong noise,
+reflectance following the blue channel."""
 
 VCM_DOMAIN = DomainSpec(
     name="vcm",
@@ -214,7 +216,8 @@ VCM_DOMAIN = DomainSpec(
     body_cluster_weights=(0.25, 0.35, 0.25, 0.15),
     ambient_temperature=(0.2, 0.35),
 )
-"""HITSZ-VCM-like: six campus cameras in both modalities, video tracklets, half the infrared cameras black-hot."""
+"""HITSZ-VCM-like: six campus cameras in both modalities, video tracklets, half the infrared cameras black-hot,
+reflectance following red + blue."""
 
 DOMAINS: dict[str, DomainSpec] = {d.name: d for d in (REGDB_DOMAIN, SYSU_DOMAIN, LLCM_DOMAIN, VCM_DOMAIN)}
 """The four named domains, by reader name."""
