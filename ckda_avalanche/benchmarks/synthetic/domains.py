@@ -205,7 +205,7 @@ VCM_DOMAIN = DomainSpec(
     visible_noise=(0.01, 0.04),
     infrared_noise=(0.02, 0.05),
     thermal_weight=0.2,
-    nir_channel_weights=(0.45, 0.1, 0.45),
+    nir_channel_weights=(0.1, 0.1, 0.8),
     infrared_texture=0.8,
     black_hot_fraction=0.5,
     background_families=("street", "corridor"),
@@ -217,7 +217,7 @@ VCM_DOMAIN = DomainSpec(
     ambient_temperature=(0.2, 0.35),
 )
 """HITSZ-VCM-like: six campus cameras in both modalities, video tracklets, half the infrared cameras black-hot,
-reflectance following red + blue."""
+reflectance following the blue channel, like LLCM."""
 
 DOMAINS: dict[str, DomainSpec] = {d.name: d for d in (REGDB_DOMAIN, SYSU_DOMAIN, LLCM_DOMAIN, VCM_DOMAIN)}
 """The four named domains, by reader name."""
