@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from ckda_avalanche.losses.numerics import float32_loss
 
 __all__ = ["AffinityTerms", "prototype_distribution", "affinity_matrix", "affinity_kl", "cka_terms", "cka_loss"]
 
@@ -24,18 +25,21 @@ class AffinityTerms(NamedTuple):
     """Visible samples vs infrared prototypes and infrared vs visible, averaged."""
 
 
+@float32_loss
 def prototype_distribution(features: torch.Tensor, prototypes: torch.Tensor, *, tau: float = 0.1) -> torch.Tensor:
     """r(u, Q) = softmax_k(cos(u, q_k) / tau), (B, K)."""
-    cos = F.normalize(features.float(), dim=1) @ F.normalize(prototypes.float(), dim=1).t()
+    cos = F.normalize(features, dim=1) @ F.normalize(prototypes, dim=1).t()
     return torch.softmax(cos / tau, dim=1)
 
 
+@float32_loss
 def affinity_matrix(distributions: torch.Tensor, *, scale: float = 0.1) -> torch.Tensor:
     """Log of A_ab = softmax_b(scale * cos(r_a, r_b)), (B, B); log-space so KL is stable."""
     r = F.normalize(distributions, dim=1)
     return torch.log_softmax(scale * (r @ r.t()), dim=1)
 
 
+@float32_loss
 def affinity_kl(
     student: torch.Tensor,
     teacher: torch.Tensor,
@@ -51,6 +55,7 @@ def affinity_kl(
     return F.kl_div(log_a, log_a_teacher, reduction="batchmean", log_target=True)
 
 
+@float32_loss
 def cka_terms(
     student: torch.Tensor,
     teacher: torch.Tensor,
@@ -85,6 +90,7 @@ def cka_terms(
     )
 
 
+@float32_loss
 def cka_loss(terms: AffinityTerms, *, intra_weight: float, inter_weight: float) -> torch.Tensor:
     """intra_weight * L_intra + inter_weight * L_inter (published: beta (1-mu) and beta mu with beta=1, mu=0.5)."""
     return intra_weight * terms.intra + inter_weight * terms.inter

@@ -150,13 +150,21 @@ class ReIDTemplate(SupervisedTemplate):
         self.model = self.model_adaptation()
         self.make_optimizer()
 
+    def classifier_labels(self) -> tuple[int, int]:
+        """(label offset, number of classes) of this training session's classifier: the session's own identities.
+
+        Methods whose classifier spans more identities (Joint, Replay) override this rather than resetting the
+        classifier a second time: every reset draws new random weights, which would shift the random stream and
+        break the session-1 parity of methods that train alike in their first session."""
+        info = self.session_info()
+        return int(info.label_offset), int(info.num_identities)
+
     def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
-        """Avalanche's dynamic-module adaptation; in training also a new classifier for this session's identities."""
+        """Avalanche's dynamic-module adaptation; in training also one new classifier (`classifier_labels`)."""
         model = super().model_adaptation(model)
         if self.is_training:
-            info = self.session_info()
-            self.label_offset = int(info.label_offset)
-            model.reset_classifier(int(info.num_identities))
+            self.label_offset, count = self.classifier_labels()
+            model.reset_classifier(count)
             model.to(self.device)
         return model
 
