@@ -137,12 +137,14 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ckda_avalanche.runner.config import ALL_METHODS
+
     parser = argparse.ArgumentParser(prog="ckda", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train and evaluate methods over the VI-LReID stream, then rank and plot them")
     run.add_argument("--methods", type=_methods, default=_methods("all"),
-                     help="comma-separated methods, or 'all' (default)")
+                     help="comma-separated methods, or 'all' (default); available: " + ", ".join(ALL_METHODS))
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
     run.add_argument("--preset", default="cpu", help="run preset: cpu (default), paper or test")
     run.add_argument("--config", help="YAML/JSON file overriding RunConfig fields (nested: train, method_overrides)")

@@ -98,11 +98,16 @@ def stream_overrides(method_cfg: Any | None) -> dict[str, Any]:
     return dict(get()) if callable(get) else {}
 
 
+def model_overrides(method_cfg: Any | None) -> dict[str, Any]:
+    """Model-level switches a method config asks for (e.g. CKDA's ``no_msp`` -> ``use_msp=False``), else none."""
+    get = getattr(method_cfg, "model_overrides", None)
+    return dict(get()) if callable(get) else {}
+
+
 def build_model(spec: RunSpec, method_cfg: Any | None) -> torch.nn.Module:
     """The run's model, with the method's model-level ablations (e.g. CKDA's ``no_msp``) applied."""
-    get = getattr(method_cfg, "model_overrides", None)
-    overrides = dict(get()) if callable(get) else {}
-    return create_model(spec.config.model, spec.config.pretrained or False, config_overrides=overrides)
+    return create_model(spec.config.model, spec.config.pretrained or False,
+                        config_overrides=model_overrides(method_cfg))
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -149,7 +154,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
             "method": spec.method, "seed": spec.seed, "run": spec.run_name,
             "run_config": spec.config.to_dict(),
             "method_config": None if method_cfg is None else dataclasses.asdict(method_cfg),
-            "model_config": dataclasses.asdict(get_model_config(spec.config.model)),
+            "model_config": dataclasses.asdict(get_model_config(spec.config.model, model_overrides(method_cfg))),
         })
         atomic_write_json(run_dir / "env.json", collect_env(resolved_device))
 

@@ -15,7 +15,6 @@ It adapts Avalanche's `SupervisedTemplate` to lifelong VI-ReID as CKDA (Cui, Zho
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +25,8 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 from torch.optim import Optimizer
 
-from ckda_avalanche.benchmarks.sampler import make_identity_batch_loader
+from ckda_avalanche.benchmarks.sample import VISIBLE
+from ckda_avalanche.benchmarks.sampler import batches_per_epoch_for, make_identity_batch_loader
 from ckda_avalanche.losses.reid_criterion import ReIDCriterion
 from ckda_avalanche.strategies.config import TrainConfig
 from ckda_avalanche.strategies.optim import build_optimizer, make_scheduler, rebuild_optimizer
@@ -127,18 +127,30 @@ class ReIDTemplate(SupervisedTemplate):
         """Index of the current experience in its stream."""
         return int(getattr(self.experience, "current_experience", self.sessions_trained))
 
-    def make_train_dataloader(self, **kwargs: Any) -> None:
-        """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared); with
-        `TrainConfig.equal_iterations` an epoch has as many batches as one pass over this session's identities."""
-        batches = None
+    def epoch_batches(self) -> int:
+        """Batches per epoch of this session under `TrainConfig.epoch_length`, counted on the session's own
+        training set with `TrainConfig.equal_iterations` (the same for every method), else on the method's whole
+        training set (Joint's union, Replay's exemplars included)."""
         if self.config.equal_iterations:
-            identities = int(self.session_info().num_identities)
-            batches = math.ceil(identities / min(self.config.num_identities, identities))
+            samples = self.session_info().samples
+            pids = [s.pid for s in samples]
+            modalities = [s.modality for s in samples]
+        else:
+            pids, modalities = list(self.adapted_dataset.targets), list(self.adapted_dataset.modality)
+        visible = sum(1 for m in modalities if int(m) == VISIBLE)
+        return batches_per_epoch_for(
+            self.config.epoch_length, num_identities=len(set(int(p) for p in pids)), num_visible=visible,
+            num_infrared=len(modalities) - visible, identities_per_batch=self.config.num_identities,
+            instances_per_identity=self.config.num_instances)
+
+    def make_train_dataloader(self, **kwargs: Any) -> None:
+        """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared), `epoch_batches`
+        per epoch."""
         self.dataloader = make_identity_batch_loader(
             self.adapted_dataset,
             num_identities=self.config.num_identities,
             num_instances=self.config.num_instances,
-            batches_per_epoch=batches,
+            batches_per_epoch=self.epoch_batches(),
             seed=self.config.seed * 1000 + self.session_index,
             allow_unpaired=self.config.allow_unpaired_identities,
             num_workers=self.config.num_workers,

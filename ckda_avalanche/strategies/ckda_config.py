@@ -36,6 +36,10 @@ class CKDAConfig:
     """Overall weight of CKA."""
     mu: float = 0.5
     """Mix of CKA: (1 - mu) L_intra + mu L_inter."""
+    intra_weight: float | None = None
+    """Option (spec section 4): weight of L_intra on its own, replacing beta (1 - mu); None = the (beta, mu) form."""
+    inter_weight: float | None = None
+    """Option (spec section 4): weight of L_inter on its own, replacing beta mu; None = the (beta, mu) form."""
     affinity_scale: float = 0.1
     """s in A_ab = softmax_b(s cos(r_a, r_b)) (published 0.1; see `sharp_affinity`)."""
     prototype_tau: float = 0.1
@@ -104,6 +108,10 @@ class CKDAConfig:
                     raise TypeError(f"CKDAConfig.{f.name}: expected a number, got {value!r}")
                 if value < 0:
                     raise ValueError(f"CKDAConfig.{f.name}: expected >= 0, got {value}")
+        for name in ("intra_weight", "inter_weight"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f"CKDAConfig.{name}: expected None or a number >= 0, got {value!r}")
         if not 0.0 <= self.mu <= 1.0 or not 0.0 <= self.centre_mix <= 1.0:
             raise ValueError(f"CKDAConfig.mu and centre_mix must be in [0, 1], got {self.mu}, {self.centre_mix}")
         if not self.merge_lambda < 1.0:
@@ -123,15 +131,19 @@ class CKDAConfig:
 
     @property
     def effective_intra_weight(self) -> float:
-        """Weight of L_intra after ablations: beta (1 - mu), 0 for inter_only / no_cka / finetune."""
+        """Weight of L_intra after ablations: `intra_weight` or beta (1 - mu); 0 for inter_only / no_cka / finetune."""
         off = self.no_cka or self.finetune or self.inter_only
-        return 0.0 if off else self.beta * (1.0 - self.mu)
+        if off:
+            return 0.0
+        return float(self.intra_weight) if self.intra_weight is not None else self.beta * (1.0 - self.mu)
 
     @property
     def effective_inter_weight(self) -> float:
-        """Weight of L_inter after ablations: beta mu, 0 for intra_only / no_cka / finetune."""
+        """Weight of L_inter after ablations: `inter_weight` or beta mu; 0 for intra_only / no_cka / finetune."""
         off = self.no_cka or self.finetune or self.intra_only
-        return 0.0 if off else self.beta * self.mu
+        if off:
+            return 0.0
+        return float(self.inter_weight) if self.inter_weight is not None else self.beta * self.mu
 
     @property
     def effective_merge_lambda(self) -> float:

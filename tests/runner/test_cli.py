@@ -83,3 +83,40 @@ def test_bad_config_and_method_are_clear_errors(tmp_path, tiny_synthetic_root, c
     assert "train.epochs: expected an integer" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="unknown"):
         main(["run", "--preset", "test", "--methods", "nosuchmethod", "--out", str(tmp_path / "y")])
+
+
+def test_run_help_lists_every_method(capsys):
+    from ckda_avalanche.cli import main
+    from ckda_avalanche.runner.config import ALL_METHODS
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for method in ALL_METHODS:
+        assert method in text.split("available:")[1]
+
+
+def test_ranking_functions_import_from_the_evaluation_package():
+    from ckda_avalanche.evaluation import evaluate_features, evaluate_rank
+    from ckda_avalanche.evaluation.ranking import evaluate_features as f, evaluate_rank as r
+
+    assert (evaluate_rank, evaluate_features) == (r, f)
+
+
+def test_progress_bar_reads_the_loss_without_a_warning():
+    import types
+    import warnings
+
+    import torch
+
+    from ckda_avalanche.runner.progress import EpochProgressPlugin
+
+    plugin = EpochProgressPlugin(label="x")
+    loss = (torch.ones(2, requires_grad=True) * 3).sum()
+    strategy = types.SimpleNamespace(dataloader=[0, 1], clock=types.SimpleNamespace(train_exp_counter=0,
+                                     train_exp_epochs=0), train_epochs=1, loss=loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plugin.before_training_epoch(strategy)
+        plugin.after_training_iteration(strategy)
+        plugin.after_training_epoch(strategy)

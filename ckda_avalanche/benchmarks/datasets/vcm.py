@@ -14,8 +14,10 @@ counts are reported in ``notes``). Train: ``frames_per_tracklet`` distinct frame
 frame order). Test, ``tracklet_feature="frame"``: each tracklet is represented by its middle frame (0-based index
 ``n // 2``); ``"mean"``: every frame is in the pool and the protocol averages features per tracklet
 (``group_by_tracklet=True``). Every sample carries ``tracklet`` = the 0-based row of its track-info file.
-Protocols (rule "market", one fixed split): paper = infrared query tracklets (query_IDX) -> the remaining visible
-tracklets; full = both directions (visible tracklets -> the query_IDX tracklets as gallery).
+Protocols (one fixed split): paper = infrared query tracklets (query_IDX) -> the remaining visible tracklets; full =
+both directions (visible tracklets -> the query_IDX tracklets as gallery). Ranking rule "none" (no camera
+filtering), as the published code scores HITSZ-VCM with its RegDB evaluator; ``camera_filter=True`` gives the
+Market-style rule instead.
 """
 from __future__ import annotations
 
@@ -64,7 +66,9 @@ class HITSZVCM(ReaderBase):
     name = "vcm"
 
     def __init__(self, root: str | Path, *, frames_per_tracklet: int = 3, min_tracklet_len: int = 12,
-                 tracklet_feature: str = "frame", seed: int = 0) -> None:
+                 tracklet_feature: str = "frame", seed: int = 0, camera_filter: bool = False) -> None:
+        """``camera_filter=False`` (published): rank with no camera filtering, as the published code scores HITSZ-VCM
+        with its RegDB evaluator; True: the Market-style same-id-same-camera removal."""
         if tracklet_feature not in TRACKLET_FEATURES:
             raise ValueError(f"HITSZ-VCM tracklet_feature must be one of {TRACKLET_FEATURES}, got "
                              f"{tracklet_feature!r}")
@@ -73,6 +77,7 @@ class HITSZVCM(ReaderBase):
                              f"{frames_per_tracklet} and {min_tracklet_len}")
         self.frames_per_tracklet, self.min_tracklet_len = frames_per_tracklet, min_tracklet_len
         self.tracklet_feature, self.seed = tracklet_feature, seed
+        self.camera_filter = camera_filter
         base = require_dir("HITSZ-VCM", Path(root).expanduser().resolve(), "the HITSZ-VCM dataset root")
         self.root = str(base)
         self.notes: list[str] = []
@@ -196,7 +201,8 @@ class HITSZVCM(ReaderBase):
         group = self.tracklet_feature == "mean"
         queries = PoolSelector(tracklets=self.query_rows)
         others = PoolSelector(modality=VISIBLE, tracklets=self.query_rows, exclude_tracklets=True)
-        specs = [TrialSpec(name="ir2vis/trial0", rule="market", query=queries, gallery=others)]
+        rule = "market" if self.camera_filter else "none"
+        specs = [TrialSpec(name="ir2vis/trial0", rule=rule, query=queries, gallery=others)]
         if kind == "full":
-            specs.append(TrialSpec(name="vis2ir/trial0", rule="market", query=others, gallery=queries))
+            specs.append(TrialSpec(name="vis2ir/trial0", rule=rule, query=others, gallery=queries))
         return EvalProtocol(name=kind, specs=specs, group_by_tracklet=group)
