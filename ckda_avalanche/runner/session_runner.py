@@ -33,6 +33,7 @@ from ckda_avalanche.evaluation import (
     truncate_after_train_exp,
 )
 from ckda_avalanche.models import create_model, get_model_config
+from ckda_avalanche.plugins.loss_terms import LossTermsPlugin
 from ckda_avalanche.runner.atomic import atomic_torch_save, atomic_write_json
 from ckda_avalanche.runner.config import RunConfig
 from ckda_avalanche.runner.env_info import collect_env
@@ -125,7 +126,8 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
-    plus ``train_time_s`` and ``memory_bytes/<kind>`` rows, and the checkpoint is replaced.
+    plus ``train_time_s``, ``loss/<term>`` (per-session mean of each unweighted loss term) and ``memory_bytes/<kind>``
+    rows, and the checkpoint is replaced.
     """
     run_dir = spec.run_dir
     csv_path, ckpt_path = run_dir / METRICS, run_dir / CHECKPOINT
@@ -159,13 +161,14 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         atomic_write_json(run_dir / "env.json", collect_env(resolved_device))
 
     metrics = reid_metrics(progress=progress)
+    loss_terms = LossTermsPlugin()
     logger = TidyCSVLogger(csv_path, run=spec.run_name, method=spec.method, seed=spec.seed,
                            dataset_names=list(benchmark.reid_datasets), protocol=spec.config.protocol)
     train_cfg = dataclasses.replace(spec.config.train, seed=spec.seed)
     strategy_kwargs: dict[str, Any] = dict(
         model=model, config=train_cfg, eval_mb_size=spec.config.eval_mb_size, device=resolved_device,
         evaluator=EvaluationPlugin(*metrics, loggers=[logger]),
-        plugins=[EpochProgressPlugin(label=f"{spec.method} seed {spec.seed}")] if progress else None,
+        plugins=[loss_terms, *([EpochProgressPlugin(label=f"{spec.method} seed {spec.seed}")] if progress else [])],
     )
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
@@ -189,6 +192,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         strategy.eval(benchmark.test_stream)
         trained = session + 1
         rows = [{"metric": "train_time_s", "value": times[-1]}]
+        rows += [{"metric": f"loss/{name}", "value": value} for name, value in loss_terms.session_means.items()]
         rows += [{"metric": f"memory_bytes/{kind}", "value": float(size)}
                  for kind, size in sorted(strategy.memory_report().items())]
         append_extra_rows(csv_path, [
