@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 import zlib
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from ckda_avalanche.evaluation.forgetting import forgetting_per_dataset, seen_av
 
 from .ablation import FULL_VARIANT, build_ablation  # noqa: E402
 from .leaderboard import build_leaderboard  # noqa: E402
+from .precision import MixedPrecisionError  # noqa: E402
 from .stats import CI_LEVEL, t_quantile  # noqa: E402
 from .tidy_data import RunScores, Sources, load_tidy, run_scores  # noqa: E402
 
@@ -266,8 +268,14 @@ def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame = load_tidy(sources)
-    board = build_leaderboard(frame, merge_precisions=merge_precisions)
-    ablation = build_ablation(frame, merge_precisions=merge_precisions)
+    try:
+        board = build_leaderboard(frame, merge_precisions=merge_precisions)
+        ablation = build_ablation(frame, merge_precisions=merge_precisions)
+    except MixedPrecisionError:
+        raise
+    except ValueError as exc:  # e.g. seeds still at different sessions: the curves can still be drawn
+        warnings.warn(f"final-score and ablation figures skipped: {exc}", stacklevel=2)
+        board, ablation = None, pd.DataFrame()
     runs = run_scores(frame)
     written: list[Path] = []
     for protocol in sorted({r.protocol for r in runs}):
@@ -283,7 +291,8 @@ def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
         written += _per_dataset(by_method, datasets, protocol, out, formats)
         for method, method_runs in by_method.items():
             written += _matrix(method, method_runs, datasets, protocol, out, formats)
-        written += _final_scores(board, protocol, out, formats)
+        if board is not None:
+            written += _final_scores(board, protocol, out, formats)
         if not ablation.empty:
             chosen_table = ablation[ablation["protocol"] == protocol]
             for base in pd.unique(chosen_table["base"]):

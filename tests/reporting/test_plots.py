@@ -36,3 +36,11 @@ def test_method_colours_are_fixed_and_distinct():
     assert method_color("my_new_method") == method_color("my_new_method")
     assert method_color("my_new_method").startswith("#") and len(method_color("my_new_method")) == 7
     assert len({method_color(m) for m in ("ckda", "lwf", "ewc", "replay", "joint", "naive")}) == 6
+
+
+def test_plot_runs_draws_curves_of_unfinished_seeds(tidy_csvs, tmp_path):
+    frame = load_tidy(tidy_csvs)
+    running = frame[~((frame["run"] == "ckda_s1") & (frame["train_exp"] == 3))]  # seed 1 still in session 3
+    with pytest.warns(UserWarning, match="final-score and ablation figures skipped.*different numbers of sessions"):
+        paths = plot_runs(running, tmp_path)
+    assert "seen_mAP_paper.png" in {p.name for p in paths} and "final_seen_paper.png" not in {p.name for p in paths}
