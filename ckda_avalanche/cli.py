@@ -1,8 +1,8 @@
 """The ``ckda`` command: run the VI-LReID leaderboard, write the leaderboard and plots, generate and check data.
 
     ckda run --methods ckda,finetune --seeds 0 1 --preset cpu --data synthetic --out results/RUN [--resume]
-    ckda leaderboard RUN_DIR... [--out DIR]
-    ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf]
+    ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
+    ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf] [--merge-precisions]
     ckda data synth --out DIR [--seed N] [--scale S]
     ckda data check ROOT
 """
@@ -66,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
     from ckda_avalanche.models import get_model_config
+    from ckda_avalanche.reporting.ablation import write_ablation
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
     from ckda_avalanche.reporting.plots import plot_runs
     from ckda_avalanche.runner.session_runner import RunSpec, method_config, run_single, stream_overrides
@@ -92,20 +93,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_single(spec, benchmarks[key], resume=args.resume, device=args.device, progress=not args.no_progress)
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
     csv_path, md_path = write_leaderboard([out], out)
+    ablation = write_ablation([out], out)
     plots = plot_runs([out], out / "plots", formats=tuple(args.formats))
     print(md_path.read_text(encoding="utf-8"))
     print(f"leaderboard: {md_path} and {csv_path}")
+    if ablation is not None:
+        print(f"ablation table: {ablation[1]} and {ablation[0]}")
     print("plots:\n" + "\n".join(f"  {p}" for p in plots))
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from ckda_avalanche.reporting.ablation import write_ablation
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
 
     out = Path(args.out) if args.out else Path(args.runs[0])
-    csv_path, md_path = write_leaderboard([Path(r) for r in args.runs], out)
+    sources = [Path(r) for r in args.runs]
+    csv_path, md_path = write_leaderboard(sources, out, merge_precisions=args.merge_precisions,
+                                          reference=args.reference)
+    ablation = write_ablation(sources, out, merge_precisions=args.merge_precisions)
     print(md_path.read_text(encoding="utf-8"))
     print(f"leaderboard: {md_path} and {csv_path}")
+    if ablation is not None:
+        print(ablation[1].read_text(encoding="utf-8"))
+        print(f"ablation table: {ablation[1]} and {ablation[0]}")
     return 0
 
 
@@ -113,7 +124,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.plots import plot_runs
 
     out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
-    for path in plot_runs([Path(r) for r in args.runs], out, formats=tuple(args.formats)):
+    for path in plot_runs([Path(r) for r in args.runs], out, formats=tuple(args.formats),
+                          merge_precisions=args.merge_precisions):
         print(path)
     return 0
 
@@ -160,15 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 
-    board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md from run folders")
+    board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md (and ablation.csv/.md when method "
+                                               "variants are present) from run folders")
     board.add_argument("runs", nargs="+", help="run folders or tidy CSV files")
     board.add_argument("--out", help="output folder (default: the first run folder)")
+    board.add_argument("--merge-precisions", action="store_true",
+                       help="pool seeds trained in different precisions (bf16/fp32) into one row (refused by default)")
+    board.add_argument("--reference", default="finetune",
+                       help="method every row is compared with by paired difference (default: finetune)")
     board.set_defaults(func=cmd_leaderboard)
 
     plot = sub.add_parser("plot", help="draw per-session mAP/Rank-1 curves and forgetting matrices")
     plot.add_argument("runs", nargs="+", help="run folders or tidy CSV files")
     plot.add_argument("--out", help="output folder (default: RUN_DIR/plots)")
     plot.add_argument("--formats", nargs="+", default=["png"], help="png, svg, pdf")
+    plot.add_argument("--merge-precisions", action="store_true",
+                      help="pool seeds trained in different precisions (bf16/fp32) into one curve")
     plot.set_defaults(func=cmd_plot)
 
     data = sub.add_parser("data", help="synthetic data generation and dataset checks")
@@ -195,10 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI reports known errors in one line
         from ckda_avalanche.benchmarks.errors import DatasetLayoutError
         from ckda_avalanche.benchmarks.synthetic import SyntheticParametersError
+        from ckda_avalanche.reporting.precision import MixedPrecisionError
         from ckda_avalanche.runner.overrides import ConfigError
         from ckda_avalanche.runner.session_runner import RunExistsError, RunFailedError
 
-        if isinstance(exc, (DatasetLayoutError, SyntheticParametersError, ConfigError, RunExistsError, RunFailedError)):
+        if isinstance(exc, (DatasetLayoutError, SyntheticParametersError, ConfigError, RunExistsError, RunFailedError,
+                            MixedPrecisionError)):
             print(f"ckda: error: {exc}", file=sys.stderr)
             return 2
         raise

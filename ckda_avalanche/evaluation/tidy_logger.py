@@ -13,7 +13,8 @@ trial           trial name; ``mean`` for the mean over trials; ``-`` for stream-
 metric          ``mAP``, ``Rank1``, ``Rank5``, ``Rank10``, ``mINP``, ``forgetting/mAP``, ``forgetting/Rank1``,
                 ``bwt/mAP``, ``bwt/Rank1``; run-level rows written by the runner: ``memory_bytes/<kind>`` (bytes
                 kept between sessions after session ``train_exp``), ``train_time_s`` (seconds spent training
-                session ``train_exp``, one row per session)
+                session ``train_exp``, one row per session), ``precision/<name>`` (value 1.0: session
+                ``train_exp`` ran in precision ``fp32``, ``bf16`` or ``fp16``; `PRECISION_METRIC_PREFIX`)
 value           float; retrieval scores are fractions in [0, 1] (reports display percent)
 ==============  =========================================================================================
 
@@ -47,6 +48,8 @@ TIDY_COLUMNS: tuple[str, ...] = (
     "run", "method", "seed", "train_exp", "eval_dataset", "protocol", "trial", "metric", "value",
 )
 """Column names of the tidy CSV, in file order."""
+PRECISION_METRIC_PREFIX = "precision/"
+"""Metric prefix of the run-level rows that record a session's precision (``precision/bf16``, value 1.0)."""
 
 
 def _format_row(row: Mapping[str, object], where: str) -> list[str]:

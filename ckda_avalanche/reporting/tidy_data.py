@@ -20,6 +20,8 @@ import pandas as pd
 
 from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, tidy_rows_from_csv
 
+from .precision import run_precisions
+
 __all__ = ["RUN_KEYS", "SPECIAL_DATASETS", "RunScores", "load_tidy", "run_scores"]
 
 RUN_KEYS: tuple[str, ...] = ("method", "protocol", "run", "seed")
@@ -98,11 +100,15 @@ class RunScores:
     """train_exp -> total bytes kept between sessions (sum over ``memory_bytes/<kind>`` rows)."""
     train_time_s: dict[int, float]
     """train_exp -> seconds spent training that session."""
+    precision: str = "unknown"
+    """Precision the run's sessions ran in (`precision.run_precisions`): ``fp32``, ``bf16``, ``fp16``, several
+    joined by ``+`` when sessions differ, ``unknown`` when the CSV records none."""
 
 
 def run_scores(frame: pd.DataFrame) -> list[RunScores]:
     """Split tidy rows into runs (`RUN_KEYS`) and build each run's score matrices."""
     out: list[RunScores] = []
+    precisions = run_precisions(frame)
     for keys, rows in frame.groupby(list(RUN_KEYS), sort=True):
         method, protocol, run, seed = keys
         per_dataset = rows[~rows["eval_dataset"].isin(SPECIAL_DATASETS) & (rows["trial"] == "mean")]
@@ -123,5 +129,6 @@ def run_scores(frame: pd.DataFrame) -> list[RunScores]:
         train_time = {int(k): float(v) for k, v in zip(times["train_exp"], times["value"])}
         out.append(RunScores(method=str(method), protocol=str(protocol), run=str(run), seed=int(seed),
                              datasets=datasets, final_train_exp=final, matrices=matrices,
-                             memory_bytes=memory_bytes, train_time_s=train_time))
+                             memory_bytes=memory_bytes, train_time_s=train_time,
+                             precision=precisions.get((str(method), str(run), int(seed)), "unknown")))
     return out

@@ -3,7 +3,8 @@
 Layout of a run folder (``OUT/<method>/seed<k>/``):
 
 - ``metrics.csv``: the tidy long-form CSV (`ckda_avalanche.evaluation.tidy_logger`), appended after every evaluation;
-- ``config.json``: the resolved `RunConfig`, method config and model config; ``env.json``: versions, commit, device;
+- ``config.json``: the resolved `RunConfig`, method config and model config; ``env.json``: versions, commit, device,
+  CPU model and bf16 support, the autocast dtype used (the CSV also gets a ``precision/<name>`` row per session);
 - ``checkpoint.pt``: strategy state (model + plugin state: teachers, prototypes, exemplars), metric history and the
   number of finished sessions, rewritten atomically after every session;
 - ``state.json``: a human-readable copy of the progress (finished sessions, training seconds per session).
@@ -36,7 +37,7 @@ from ckda_avalanche.models import create_model, get_model_config
 from ckda_avalanche.plugins.loss_terms import LossTermsPlugin
 from ckda_avalanche.runner.atomic import atomic_torch_save, atomic_write_json
 from ckda_avalanche.runner.config import RunConfig
-from ckda_avalanche.runner.env_info import collect_env
+from ckda_avalanche.runner.env_info import collect_env, precision_rows
 from ckda_avalanche.runner.overrides import apply_overrides
 from ckda_avalanche.runner.progress import EpochProgressPlugin
 from ckda_avalanche.strategies import METHOD_CONFIGS, STRATEGIES, resolve_device
@@ -158,7 +159,6 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
             "method_config": None if method_cfg is None else dataclasses.asdict(method_cfg),
             "model_config": dataclasses.asdict(get_model_config(spec.config.model, model_overrides(method_cfg))),
         })
-        atomic_write_json(run_dir / "env.json", collect_env(resolved_device))
 
     metrics = reid_metrics(progress=progress)
     loss_terms = LossTermsPlugin()
@@ -173,6 +173,8 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
     strategy = STRATEGIES[spec.method](**strategy_kwargs)
+    if checkpoint is None:
+        atomic_write_json(run_dir / "env.json", collect_env(resolved_device, amp_dtype=strategy.amp_dtype))
     times: list[float] = []
     if checkpoint is not None:
         strategy.load_state_dict(checkpoint["strategy"])
@@ -193,6 +195,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         trained = session + 1
         rows = [{"metric": "train_time_s", "value": times[-1]}]
         rows += [{"metric": f"loss/{name}", "value": value} for name, value in loss_terms.session_means.items()]
+        rows += precision_rows(strategy.amp_dtype)
         rows += [{"metric": f"memory_bytes/{kind}", "value": float(size)}
                  for kind, size in sorted(strategy.memory_report().items())]
         append_extra_rows(csv_path, [

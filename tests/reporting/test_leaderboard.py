@@ -40,13 +40,19 @@ def test_write_leaderboard_from_run_dirs(tidy_csvs, tmp_path):
     assert table.loc[0, "seen_mAP_mean"] == pytest.approx(SEEN0 + 0.05)  # fractions in the CSV
     md = md_path.read_text()
     lines = md.splitlines()
-    assert lines[0].startswith("| # | Method | Protocol | Seeds | Sessions | Seen mAP | Seen R1 | regdb mAP / R1")
+    assert lines[0].startswith("| # | Method | Precision | Protocol | Seeds | Sessions | Seen mAP [95% CI] | "
+                               "Δ vs leader | Seen R1 | regdb mAP / R1")
     ckda_line = next(line for line in lines if "| ckda |" in line)
-    assert f"| {100 * (SEEN0 + 0.05):.1f} ± 7.1 |" in ckda_line  # percent, one decimal
+    # percent, one decimal; 95% interval of two seeds 0.1 apart: mean ± t_{0.975,1} * 0.1 / sqrt(2) / sqrt(2)
+    half = 12.706205 * 0.05
+    assert (f"| {100 * (SEEN0 + 0.05):.1f} ± 7.1 [{100 * (SEEN0 + 0.05 - half):.1f}, "
+            f"{100 * (SEEN0 + 0.05 + half):.1f}] | leader |") in ckda_line
     assert "| 20.0 ± 0.0 | -17.5 ± 0.0 |" in ckda_line  # forgetting and BWT in points
     assert "| 3.0 ± 0.0 | 3.0 ± 0.0 min |" in ckda_line  # memory MiB, train time
     naive_line = next(line for line in lines if "| naive |" in line)
-    assert f"| {100 * SEEN0 / 2:.1f} |" in naive_line and "±" not in naive_line.split("|")[6]
+    assert f"| {100 * SEEN0 / 2:.1f} |" in naive_line and "±" not in naive_line.split("|")[7]
+    # one naive seed pairs with one of ckda's two: a difference without an interval
+    assert f"| {100 * (SEEN0 / 2 - SEEN0):+.1f} |" in naive_line
 
 
 def test_incomplete_seed_and_duplicates_raise(tidy_csvs, tmp_path):
