@@ -1,14 +1,23 @@
 """The ``ckda`` command: run the VI-LReID leaderboard, write the leaderboard and plots, generate and check data.
 
     ckda run --methods ckda,finetune --seeds 0 1 --preset cpu --data synthetic --out results/RUN [--resume]
+<<<<<<< HEAD
     ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
     ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf] [--merge-precisions]
+=======
+    ckda run --methods 'ckda,ckda[no_msp],ckda[no_cka+no_merge],ewc[ewc_lambda=100]' ... (variants: runner/variants.py)
+    ckda ablate --seeds 0 1 2 --preset cpu --out results/ABL [--quirks]   (CKDA and every ablation of spec section 8)
+    ckda eval RUN_DIR... --protocol full [--datasets regdb,sysu]          (re-score kept per-session models)
+    ckda leaderboard RUN_DIR... [--out DIR]
+    ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf]
+>>>>>>> variants
     ckda data synth --out DIR [--seed N] [--scale S]
     ckda data check ROOT
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
 import time
@@ -19,16 +28,13 @@ DEFAULT_SYNTHETIC_DIR = Path("data") / "synthetic"
 
 
 def _methods(text: str) -> list[str]:
-    from ckda_avalanche.runner.config import ALL_METHODS
+    from ckda_avalanche.runner.overrides import ConfigError
+    from ckda_avalanche.runner.variants import parse_method_list
 
-    if text == "all":
-        return list(ALL_METHODS)
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of methods, or 'all'")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"method listed twice in {text!r}")
-    return names
+    try:
+        return parse_method_list(text)  # names, variants (ckda[no_msp]) and shorthands (all, ablations, quirks)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _resolve_config(args: argparse.Namespace):
@@ -70,12 +76,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
     from ckda_avalanche.reporting.plots import plot_runs
     from ckda_avalanche.runner.session_runner import RunSpec, method_config, run_single, stream_overrides
+    from ckda_avalanche.runner.variants import base_method, resolve_methods
     from ckda_avalanche.strategies import STRATEGIES
 
-    unknown = [m for m in args.methods if m not in STRATEGIES]
+    unknown = [m for m in args.methods if base_method(m) not in STRATEGIES]
     if unknown:
         raise SystemExit(f"--methods: unknown {unknown}; available: {sorted(STRATEGIES)}")
     config = _resolve_config(args)
+    args.methods = [m.name for m in resolve_methods(args.methods, config.method_overrides)]  # canonical names
     root = _data_root(args, config)
     out = Path(args.out)
     img_size = tuple(get_model_config(config.model).img_size)
@@ -90,8 +98,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                  img_size=img_size, **extra)
         spec = RunSpec(method=method, seed=seed, run_name=out.name, run_dir=out / method / f"seed{seed}",
                        config=config)
-        run_single(spec, benchmarks[key], resume=args.resume, device=args.device, progress=not args.no_progress)
+        run_single(spec, benchmarks[key], resume=args.resume, device=args.device, progress=not args.no_progress,
+                   keep_sessions=args.keep_session_checkpoints)
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.keep_session_checkpoints:
+        _print_kept_size(out, args.methods, args.seeds)
     csv_path, md_path = write_leaderboard([out], out)
     ablation = write_ablation([out], out)
     plots = plot_runs([out], out / "plots", formats=tuple(args.formats))
@@ -100,6 +111,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     if ablation is not None:
         print(f"ablation table: {ablation[1]} and {ablation[0]}")
     print("plots:\n" + "\n".join(f"  {p}" for p in plots))
+    return 0
+
+
+def _print_kept_size(out: Path, methods: Sequence[str], seeds: Sequence[int]) -> None:
+    from ckda_avalanche.runner.session_models import kept_sessions, session_models_bytes
+
+    dirs = [out / m / f"seed{s}" for m in methods for s in seeds]
+    total = sum(session_models_bytes(d) for d in dirs)
+    files = sum(len(kept_sessions(d)) for d in dirs)
+    print(f"kept per-session models: {files} file(s), {total / 2**20:.1f} MiB in {out}/<method>/seed<k>/sessions/ "
+          f"({total / max(files, 1) / 2**20:.2f} MiB per session)", flush=True)
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from ckda_avalanche.runner.variants import QUIRK_METHODS
+
+    if args.quirks:
+        args.methods = list(args.methods) + [m for m in QUIRK_METHODS if m not in args.methods]
+    return cmd_run(args)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ckda_avalanche.runner.reevaluate import RescoreConflictError, reevaluate
+
+    roots: dict[tuple[float, int], Path] = {}
+
+    def data_root(config) -> Path:  # synthetic data is generated (or checked) once per (scale, seed)
+        key = (config.synthetic_scale, config.synthetic_seed)
+        if key not in roots:
+            roots[key] = _data_root(args, config)
+        return roots[key]
+
+    requested = None if args.datasets is None else args.datasets.split(",")
+    started = time.perf_counter()
+    try:
+        done = reevaluate(args.runs, protocol=args.protocol, datasets=requested, data_root=data_root,
+                          device=args.device, replace=args.replace, progress=args.verbose)
+    except RescoreConflictError as exc:
+        print(f"ckda: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"re-scored {len(done)} run(s) in {time.perf_counter() - started:.0f} s; `ckda leaderboard "
+          f"{' '.join(map(str, args.runs))}` ranks them per protocol", flush=True)
     return 0
 
 
@@ -156,7 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train and evaluate methods over the VI-LReID stream, then rank and plot them")
     run.add_argument("--methods", type=_methods, default=_methods("all"),
+<<<<<<< HEAD
                      help="comma-separated methods, or 'all' (default); available: " + ", ".join(ALL_METHODS))
+=======
+                     help="comma-separated methods, variants such as 'ckda[no_cka+no_merge]' (quote: [ ] are glob "
+                          "characters), or the shorthands all (default), ablations, quirks")
+>>>>>>> variants
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
     run.add_argument("--preset", default="cpu", help="run preset: cpu (default), paper or test")
     run.add_argument("--config", help="YAML/JSON file overriding RunConfig fields (nested: train, method_overrides)")
@@ -170,10 +228,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     run.add_argument("--formats", nargs="+", default=["png"], help="plot formats (png, svg, pdf)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--keep-session-checkpoints", action="store_true",
+                     help="also keep the model of every session (OUT/<method>/seed<k>/sessions/) for `ckda eval`")
     run.set_defaults(func=cmd_run)
 
+<<<<<<< HEAD
     board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md (and ablation.csv/.md when method "
                                                "variants are present) from run folders")
+=======
+    ablate = sub.add_parser("ablate", help="`ckda run` over CKDA and every ablation of spec section 8 (variants)")
+    for action in run._actions:  # every option of `run` (copies: argparse actions must not be shared)
+        if action.dest not in ("help", "methods"):
+            ablate._add_action(copy.copy(action))
+    ablate.add_argument("--methods", type=_methods, default=_methods("ablations"),
+                        help="default 'ablations': ckda and ckda[<flag>] for each ablation flag of CKDAConfig")
+    ablate.add_argument("--quirks", action="store_true",
+                        help="also run the quirks of spec section 7: ckda[quirk_a], [quirk_b], [quirk_c], [quirks]")
+    ablate.set_defaults(func=cmd_ablate)
+
+    evaluate = sub.add_parser("eval", help="re-score the kept per-session models of runs, without training")
+    evaluate.add_argument("runs", nargs="+", help="run folders (OUT or OUT/<method>/seed<k>) made with "
+                                                  "--keep-session-checkpoints")
+    evaluate.add_argument("--protocol", default="full", choices=("paper", "full"),
+                          help="full (default: 10 trials, both directions, SYSU indoor and multi-shot) or paper")
+    evaluate.add_argument("--datasets", help="comma-separated test datasets (default: the run's own); a prefix of "
+                                             "the run's order, then datasets it never trained on")
+    evaluate.add_argument("--data", default="synthetic", help="'synthetic' or the datasets' folder (as for run)")
+    evaluate.add_argument("--synthetic-dir", default=str(DEFAULT_SYNTHETIC_DIR),
+                          help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR})")
+    evaluate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    evaluate.add_argument("--replace", action="store_true",
+                          help="overwrite CSV rows whose re-scored value differs (default: refuse)")
+    evaluate.add_argument("--verbose", action="store_true", help="print every dataset's trial scores")
+    evaluate.set_defaults(func=cmd_eval)
+
+    board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md from run folders")
+>>>>>>> variants
     board.add_argument("runs", nargs="+", help="run folders or tidy CSV files")
     board.add_argument("--out", help="output folder (default: the first run folder)")
     board.add_argument("--merge-precisions", action="store_true",

@@ -36,7 +36,7 @@ from .precision import MixedPrecisionError  # noqa: E402
 from .stats import CI_LEVEL, t_quantile  # noqa: E402
 from .tidy_data import RunScores, Sources, load_tidy, run_scores  # noqa: E402
 
-__all__ = ["KNOWN_METHOD_COLORS", "method_color", "plot_runs"]
+__all__ = ["KNOWN_METHOD_COLORS", "KNOWN_VARIANT_COLORS", "method_color", "plot_runs"]
 
 KNOWN_METHOD_COLORS: dict[str, str] = {
     "ckda": "#d62728", "naive": "#7f7f7f", "finetune": "#7f7f7f", "joint": "#000000", "lwf": "#1f77b4",
@@ -45,12 +45,25 @@ KNOWN_METHOD_COLORS: dict[str, str] = {
 }
 """Fixed colours of the methods this project ships (lower-case names)."""
 
+KNOWN_VARIANT_COLORS: dict[str, str] = {
+    "lstkc": "#756bb1", "dkp": "#8c6d31",
+    # `ckda ablate` (spec section 8; runner.variants.ABLATION_METHODS): model ablations blue/purple, losses red/yellow
+    "ckda[no_msp]": "#5254a3", "ckda[no_mcp]": "#6b6ecf", "ckda[no_mcp_instance_norm]": "#9c9ede",
+    "ckda[no_mcp_gates]": "#7b4173", "ckda[no_modality_embedding]": "#a55194",
+    "ckda[no_prompt_consistency]": "#ce6dbd", "ckda[inter_only]": "#d6616b", "ckda[intra_only]": "#e7969c",
+    "ckda[no_cka]": "#ad494a", "ckda[no_merge]": "#bd9e39", "ckda[no_centre]": "#e7ba52", "ckda[finetune]": "#8ca252",
+    # the quirks of spec section 7 (runner.variants.QUIRK_METHODS)
+    "ckda[quirk_a]": "#b5cf6b", "ckda[quirk_b]": "#cedb9c", "ckda[quirk_c]": "#e7cb94", "ckda[quirks]": "#de9ed6",
+}
+"""Fixed, mutually distinct colours of the other shipped methods and of the shipped CKDA variants (ablations and
+quirks); any other name (e.g. ``ewc[ewc_lambda=100]``) gets a stable hash colour."""
+
 _FALLBACK = plt.get_cmap("tab20b").colors
 
 
 def method_color(method: str) -> str:
     """Colour of ``method`` in every figure: a fixed colour for known methods, else a stable hash into tab20b."""
-    known = KNOWN_METHOD_COLORS.get(method.lower())
+    known = KNOWN_METHOD_COLORS.get(method.lower(), KNOWN_VARIANT_COLORS.get(method.lower()))
     if known is not None:
         return known
     r, g, b = _FALLBACK[zlib.crc32(method.encode("utf-8")) % len(_FALLBACK)][:3]

@@ -8,6 +8,11 @@ Layout of a run folder (``OUT/<method>/seed<k>/``):
 - ``checkpoint.pt``: strategy state (model + plugin state: teachers, prototypes, exemplars), metric history and the
   number of finished sessions, rewritten atomically after every session;
 - ``state.json``: a human-readable copy of the progress (finished sessions, training seconds per session).
+- ``sessions/session<k>.pt`` (``keep_sessions=True``, ``ckda run --keep-session-checkpoints``): the model evaluated
+  after each session, for re-scoring without training (`runner.session_models`, `runner.reevaluate`).
+
+``method`` may be a variant such as ``ckda[no_cka+no_merge]`` (`runner.variants`): it runs its base strategy with
+the variant's config, and its name is the folder name and the CSV's ``method`` value.
 
 Determinism: every session starts by re-seeding Python, NumPy and torch from ``(seed, session)``, and the sampler is
 seeded the same way, so a run resumed from the checkpoint of session s trains session s+1 exactly as the
@@ -40,7 +45,9 @@ from ckda_avalanche.runner.config import RunConfig
 from ckda_avalanche.runner.env_info import collect_env, precision_rows
 from ckda_avalanche.runner.overrides import apply_overrides
 from ckda_avalanche.runner.progress import EpochProgressPlugin
-from ckda_avalanche.strategies import METHOD_CONFIGS, STRATEGIES, resolve_device
+from ckda_avalanche.runner.session_models import save_session_model
+from ckda_avalanche.runner.variants import base_method, resolve_method
+from ckda_avalanche.strategies import STRATEGIES, resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
@@ -83,15 +90,10 @@ def session_seed(seed: int, session: int) -> int:
 
 
 def method_config(method: str, config: RunConfig) -> Any | None:
-    """The method's config dataclass with ``config.method_overrides[method]`` applied (None if it has none)."""
-    if method not in STRATEGIES:
-        raise ValueError(f"unknown method {method!r}; available: {sorted(STRATEGIES)}")
-    overrides = config.method_overrides.get(method, {})
-    if method not in METHOD_CONFIGS:
-        if overrides:
-            raise ValueError(f"method_overrides.{method}: method {method!r} has no configuration to override")
-        return None
-    return apply_overrides(METHOD_CONFIGS[method](), overrides, where=f"method_overrides.{method}")
+    """The method's config dataclass with ``config.method_overrides[base]`` and, for a variant such as
+    ``ckda[no_msp]``, the variant's items applied (`runner.variants`); None for a method without one."""
+    base = base_method(method)
+    return resolve_method(method, config.method_overrides.get(base)).config
 
 
 def stream_overrides(method_cfg: Any | None) -> dict[str, Any]:
@@ -123,12 +125,14 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True) -> Path:
+def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
+               keep_sessions: bool = False) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
-    plus ``train_time_s``, ``loss/<term>`` (per-session mean of each unweighted loss term) and ``memory_bytes/<kind>``
-    rows, and the checkpoint is replaced.
+    plus ``train_time_s``, ``loss/<term>`` (per-session mean of each unweighted loss term), ``precision/<name>`` and
+    ``memory_bytes/<kind>`` rows, and the checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
+    every session (`runner.session_models`, for ``ckda eval``).
     """
     run_dir = spec.run_dir
     csv_path, ckpt_path = run_dir / METRICS, run_dir / CHECKPOINT
@@ -154,7 +158,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     run_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
         atomic_write_json(run_dir / "config.json", {
-            "method": spec.method, "seed": spec.seed, "run": spec.run_name,
+            "method": spec.method, "base_method": base_method(spec.method), "seed": spec.seed, "run": spec.run_name,
             "run_config": spec.config.to_dict(),
             "method_config": None if method_cfg is None else dataclasses.asdict(method_cfg),
             "model_config": dataclasses.asdict(get_model_config(spec.config.model, model_overrides(method_cfg))),
@@ -172,7 +176,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     )
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
-    strategy = STRATEGIES[spec.method](**strategy_kwargs)
+    strategy = STRATEGIES[base_method(spec.method)](**strategy_kwargs)
     if checkpoint is None:
         atomic_write_json(run_dir / "env.json", collect_env(resolved_device, amp_dtype=strategy.amp_dtype))
     times: list[float] = []
@@ -202,6 +206,8 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
             {"run": spec.run_name, "method": spec.method, "seed": spec.seed, "train_exp": trained,
              "eval_dataset": "-", "protocol": spec.config.protocol, "trial": "-", **row} for row in rows
         ])
+        if keep_sessions:  # before the checkpoint: a run killed in between redoes (and re-saves) this session
+            save_session_model(run_dir, trained, strategy.model)
         atomic_torch_save(ckpt_path, {
             "strategy": strategy.state_dict(), "metric": [m.state_dict() for m in metrics],
             "sessions_done": trained, "train_time_s": times,

@@ -18,7 +18,7 @@ from typing import Any
 
 from ckda_avalanche.losses.reid_criterion import ReIDLossConfig
 
-__all__ = ["CKDAConfig", "CKDA_PAPER", "CKDA_ABLATIONS", "ABLATION_FLAGS"]
+__all__ = ["CKDAConfig", "CKDA_PAPER", "CKDA_ABLATIONS", "ABLATION_FLAGS", "QUIRK_FLAGS", "CKDA_VARIANT_ALIASES"]
 
 ABLATION_FLAGS = ("no_msp", "no_mcp", "no_mcp_instance_norm", "no_mcp_gates", "no_modality_embedding",
                   "no_prompt_consistency", "inter_only", "intra_only", "no_cka", "no_merge", "no_centre", "finetune")
@@ -211,3 +211,14 @@ CKDA_PAPER = CKDAConfig()
 
 CKDA_ABLATIONS: dict[str, CKDAConfig] = {name: CKDAConfig.ablation(name) for name in ABLATION_FLAGS}
 """One preset per ablation of spec section 8, keyed by flag name."""
+
+QUIRK_FLAGS = ("quirk_regdb_thermal_from_visible", "quirk_llcm_flip_test_modality", "quirk_llcm_max_train_label_500")
+"""The three quirks of the published setting (spec section 7: a, b, c), one boolean field each."""
+
+CKDA_VARIANT_ALIASES: dict[str, dict[str, bool]] = {
+    "quirks": {flag: True for flag in QUIRK_FLAGS},
+    "quirk_a": {QUIRK_FLAGS[0]: True},
+    "quirk_b": {QUIRK_FLAGS[1]: True},
+    "quirk_c": {QUIRK_FLAGS[2]: True},
+}
+"""Short names usable inside a method variant (``ckda[quirks]``, ``ckda[quirk_b]``): each stands for these fields."""
