@@ -1,16 +1,11 @@
 """The ``ckda`` command: run the VI-LReID leaderboard, write the leaderboard and plots, generate and check data.
 
     ckda run --methods ckda,finetune --seeds 0 1 --preset cpu --data synthetic --out results/RUN [--resume]
-<<<<<<< HEAD
-    ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
-    ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf] [--merge-precisions]
-=======
     ckda run --methods 'ckda,ckda[no_msp],ckda[no_cka+no_merge],ewc[ewc_lambda=100]' ... (variants: runner/variants.py)
     ckda ablate --seeds 0 1 2 --preset cpu --out results/ABL [--quirks]   (CKDA and every ablation of spec section 8)
     ckda eval RUN_DIR... --protocol full [--datasets regdb,sysu]          (re-score kept per-session models)
-    ckda leaderboard RUN_DIR... [--out DIR]
-    ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf]
->>>>>>> variants
+    ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
+    ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf] [--merge-precisions]
     ckda data synth --out DIR [--seed N] [--scale S]
     ckda data check ROOT
 """
@@ -209,12 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train and evaluate methods over the VI-LReID stream, then rank and plot them")
     run.add_argument("--methods", type=_methods, default=_methods("all"),
-<<<<<<< HEAD
-                     help="comma-separated methods, or 'all' (default); available: " + ", ".join(ALL_METHODS))
-=======
                      help="comma-separated methods, variants such as 'ckda[no_cka+no_merge]' (quote: [ ] are glob "
-                          "characters), or the shorthands all (default), ablations, quirks")
->>>>>>> variants
+                          "characters), or the shorthands all (default), ablations, quirks; methods: "
+                          + ", ".join(ALL_METHODS))
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
     run.add_argument("--preset", default="cpu", help="run preset: cpu (default), paper or test")
     run.add_argument("--config", help="YAML/JSON file overriding RunConfig fields (nested: train, method_overrides)")
@@ -232,10 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also keep the model of every session (OUT/<method>/seed<k>/sessions/) for `ckda eval`")
     run.set_defaults(func=cmd_run)
 
-<<<<<<< HEAD
-    board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md (and ablation.csv/.md when method "
-                                               "variants are present) from run folders")
-=======
     ablate = sub.add_parser("ablate", help="`ckda run` over CKDA and every ablation of spec section 8 (variants)")
     for action in run._actions:  # every option of `run` (copies: argparse actions must not be shared)
         if action.dest not in ("help", "methods"):
@@ -262,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--verbose", action="store_true", help="print every dataset's trial scores")
     evaluate.set_defaults(func=cmd_eval)
 
-    board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md from run folders")
->>>>>>> variants
+    board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md (and ablation.csv/.md when method "
+                                               "variants are present) from run folders")
     board.add_argument("runs", nargs="+", help="run folders or tidy CSV files")
     board.add_argument("--out", help="output folder (default: the first run folder)")
     board.add_argument("--merge-precisions", action="store_true",

@@ -103,7 +103,7 @@ def test_run_help_lists_every_method(capsys):
         main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for method in ALL_METHODS:
-        assert method in text.split("available:")[1]
+        assert method in text.split("shorthands")[1]
 
 
 def test_ranking_functions_import_from_the_evaluation_package():
