@@ -67,7 +67,8 @@ def test_correct_order_passes():
 
 
 @pytest.mark.parametrize("arrange,message", [
-    (lambda t, m, p, c: [t, m, p, c], r"TeacherPlugin \(plugins\[0\]\) comes before WeightMergePlugin \(plugins\[1\]\)"),
+    (lambda t, m, p, c: [t, m, p, c],
+     r"TeacherPlugin \(plugins\[0\]\) comes before WeightMergePlugin \(plugins\[1\]\)"),
     (lambda t, m, p, c: [m, c, t, p], r"CKAPlugin \(plugins\[1\]\) comes before its TeacherPlugin \(plugins\[2\]\)"),
     (lambda t, m, p, c: [m, p], r"TeacherPlugin of PromptConsistencyPlugin \(plugins\[1\]\) is not among"),
 ])

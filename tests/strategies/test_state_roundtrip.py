@@ -19,7 +19,7 @@ from ckda_avalanche.strategies.state import CLOCK_FIELDS, upgrade_legacy_state
 SIZE = (32, 16)
 DATASETS = ("regdb", "sysu")
 
-pytestmark = [pytest.mark.usefixtures("one_thread")]
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore:No loggers specified")]
 
 
 @pytest.fixture(scope="module")
