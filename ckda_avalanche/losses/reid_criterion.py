@@ -65,7 +65,8 @@ class ReIDCriterion:
     ``output`` is a :class:`ReIDOutput` in training mode (``targets`` are session-local labels); in eval mode it is a
     plain feature tensor and the criterion returns a grad-free zero, because Avalanche also evaluates the criterion at
     eval time with identities the classifier does not know. The maths runs in float32 even inside an autocast
-    region (`ckda_avalanche.losses.numerics.float32_loss`).
+    region (`ckda_avalanche.losses.numerics.float32_loss`). A training-mode output without logits is an error while
+    ``id_weight > 0`` (a model built without a classifier must not train silently without the identity loss).
     """
 
     def __init__(self, *, config: ReIDLossConfig = ReIDLossConfig()) -> None:
@@ -84,6 +85,11 @@ class ReIDCriterion:
         targets = targets.to(feat.device).long()
         zero = feat.sum() * 0.0
         identity = zero
+        if output.logits is None and cfg.id_weight > 0:
+            raise ValueError(
+                f"ReIDCriterion: the model returned no identity logits (no classifier) but the identity loss has "
+                f"weight {cfg.id_weight}; give the model a classifier (create_model(..., num_classes=N) or "
+                "model.reset_classifier(N)), or use ReIDLossConfig(id_weight=0) to train without the identity loss")
         if output.logits is not None and cfg.id_weight > 0:
             logits = output.logits
             if int(targets.max()) >= logits.shape[1] or int(targets.min()) < 0:

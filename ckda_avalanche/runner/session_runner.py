@@ -5,8 +5,10 @@ Layout of a run folder (``OUT/<method>/seed<k>/``):
 - ``metrics.csv``: the tidy long-form CSV (`ckda_avalanche.evaluation.tidy_logger`), appended after every evaluation;
 - ``config.json``: the resolved `RunConfig`, method config and model config; ``env.json``: versions, commit, device,
   CPU model and bf16 support, the autocast dtype used (the CSV also gets a ``precision/<name>`` row per session);
-- ``checkpoint.pt``: strategy state (model + plugin state: teachers, prototypes, exemplars), metric history and the
-  number of finished sessions, rewritten atomically after every session;
+- ``checkpoint.pt``: the strategy's ``state_dict()`` (model, plugin state: teachers, prototypes, exemplars; the
+  Avalanche clock and the metric history), the number of finished sessions and the training time per session,
+  rewritten atomically after every session. Checkpoints written before the strategy state held the clock and the
+  metric history (metric state in a separate ``"metric"`` entry) are converted when read;
 - ``state.json``: a human-readable copy of the progress (finished sessions, training seconds per session).
 - ``sessions/session<k>.pt`` (``keep_sessions=True``, ``ckda run --keep-session-checkpoints``): the model evaluated
   after each session, for re-scoring without training (`runner.session_models`, `runner.reevaluate`).
@@ -48,6 +50,7 @@ from ckda_avalanche.runner.progress import EpochProgressPlugin
 from ckda_avalanche.runner.session_models import save_session_model
 from ckda_avalanche.runner.variants import base_method, resolve_method
 from ckda_avalanche.strategies import STRATEGIES, resolve_device
+from ckda_avalanche.strategies.state import upgrade_legacy_state
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
@@ -119,9 +122,15 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - a corrupt file gets one clear message
         raise RunExistsError(f"{path}: cannot read the checkpoint ({exc}); remove it to start this run again") from exc
-    for key in ("strategy", "metric", "sessions_done", "train_time_s"):
+    for key in ("strategy", "sessions_done", "train_time_s"):
         if key not in state:
             raise RunExistsError(f"{path}: not a ckda checkpoint (missing {key!r})")
+    if "metric" in state:  # written before the strategy state held the clock and the metric history
+        legacy = list(state.pop("metric"))
+        if len(legacy) != 1:
+            raise RunExistsError(f"{path}: expected one metric state in the old 'metric' entry, got {len(legacy)}")
+        state["strategy"] = upgrade_legacy_state(state["strategy"],
+                                                 metric_states={"ReIDRetrievalPluginMetric": legacy[0]})
     return state
 
 
@@ -182,9 +191,6 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     times: list[float] = []
     if checkpoint is not None:
         strategy.load_state_dict(checkpoint["strategy"])
-        strategy.clock.train_exp_counter = done
-        for metric, state in zip(metrics, checkpoint["metric"]):
-            metric.load_state_dict(state)
         times = list(checkpoint["train_time_s"])
 
     for session in range(done, sessions):
@@ -208,10 +214,8 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         ])
         if keep_sessions:  # before the checkpoint: a run killed in between redoes (and re-saves) this session
             save_session_model(run_dir, trained, strategy.model)
-        atomic_torch_save(ckpt_path, {
-            "strategy": strategy.state_dict(), "metric": [m.state_dict() for m in metrics],
-            "sessions_done": trained, "train_time_s": times,
-        })
+        atomic_torch_save(ckpt_path, {"strategy": strategy.state_dict(), "sessions_done": trained,
+                                      "train_time_s": times})
         atomic_write_json(run_dir / "state.json", {
             "sessions_done": trained, "sessions_total": sessions, "train_time_s": times,
             "datasets": list(benchmark.reid_datasets),

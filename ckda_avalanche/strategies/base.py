@@ -11,7 +11,11 @@ It adapts Avalanche's `SupervisedTemplate` to lifelong VI-ReID as CKDA (Cui, Zho
 - the forward passes each sample's modality (`mbatch[3]`);
 - mixed precision per `TrainConfig.amp` (`strategies/precision.py` says where it is used);
 - the loss is checked to be finite every step (error names session, epoch and iteration);
-- `state_dict()` / `load_state_dict()` cover the model and every plugin with state; `memory_report()` sums them.
+- `state_dict()` / `load_state_dict()` cover the model, every plugin with state, the Avalanche clock and the
+  evaluator's metric state (`strategies/state.py`), so a restored strategy continues exactly; `memory_report()`
+  sums the model and plugin memory;
+- the plugin list is checked at construction (`plugins/checks.py`: CKDA plugin order, Avalanche plugins that cannot
+  drive a ReID model).
 """
 from __future__ import annotations
 
@@ -28,9 +32,17 @@ from torch.optim import Optimizer
 from ckda_avalanche.benchmarks.sample import VISIBLE
 from ckda_avalanche.benchmarks.sampler import batches_per_epoch_for, make_identity_batch_loader
 from ckda_avalanche.losses.reid_criterion import ReIDCriterion
+from ckda_avalanche.plugins.checks import check_plugin_list
 from ckda_avalanche.strategies.config import TrainConfig
 from ckda_avalanche.strategies.optim import build_optimizer, make_scheduler, rebuild_optimizer
 from ckda_avalanche.strategies.precision import autocast_context, resolve_amp_dtype
+from ckda_avalanche.strategies.state import (
+    clock_state,
+    evaluator_state,
+    keyed_by_class,
+    load_clock_state,
+    load_evaluator_state,
+)
 
 __all__ = ["ReIDTemplate", "resolve_device", "silent_evaluator", "tensor_bytes"]
 
@@ -85,6 +97,7 @@ class ReIDTemplate(SupervisedTemplate):
         epochs = config.epochs if train_epochs is None else train_epochs
         if epochs < 1:
             raise ValueError(f"train_epochs: expected >= 1, got {epochs}")
+        check_plugin_list(list(plugins or []))
         self._user_optimizer = optimizer is not None
         resolved = resolve_device(device)
         self.amp_dtype: torch.dtype | None = resolve_amp_dtype(config.amp, resolved)
@@ -278,30 +291,36 @@ class ReIDTemplate(SupervisedTemplate):
     # ------------------------------------------------------------------ state
     def stateful_plugins(self) -> dict[str, Any]:
         """Plugins that keep state between sessions (have ``state_dict``), keyed by class name (``#n`` if repeated)."""
-        found: dict[str, Any] = {}
-        for plugin in self.plugins:
-            if callable(getattr(plugin, "state_dict", None)) and callable(getattr(plugin, "load_state_dict", None)):
-                key = type(plugin).__name__
-                n = 1
-                while key in found:
-                    n += 1
-                    key = f"{type(plugin).__name__}#{n}"
-                found[key] = plugin
-        return found
+        return keyed_by_class(
+            plugin for plugin in self.plugins
+            if callable(getattr(plugin, "state_dict", None)) and callable(getattr(plugin, "load_state_dict", None)))
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue after a session: model weights, sessions trained, plugin states."""
+        """Everything needed to continue after a session: model weights, sessions trained, plugin states, the
+        Avalanche clock (``train_exp`` of later results) and the evaluator's state (metric history, values returned
+        by ``eval()`` and ``get_all_metrics()``; `strategies.state`)."""
         return {
             "model": self.model.state_dict(),
             "sessions_trained": self.sessions_trained,
             "plugins": {key: plugin.state_dict() for key, plugin in self.stateful_plugins().items()},
+            "clock": clock_state(self.clock),
+            "evaluator": evaluator_state(self.evaluator),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of `state_dict`; the classifier is resized to the saved one before loading."""
+    def load_state_dict(self, state: dict[str, Any], *, strict_metrics: bool = True) -> None:
+        """Inverse of `state_dict`; the classifier is resized to the saved one before loading.
+
+        The evaluator's stateful metrics must match the saved ones unless ``strict_metrics`` is False (then the
+        common ones are loaded and a warning names the others, e.g. to evaluate a checkpoint without metrics).
+        States saved before the clock and evaluator entries existed: `strategies.state.upgrade_legacy_state`.
+        """
         for key in ("model", "sessions_trained", "plugins"):
             if key not in state:
                 raise KeyError(f"ReIDTemplate.load_state_dict: missing entry {key!r}")
+        for key in ("clock", "evaluator"):
+            if key not in state:
+                raise KeyError(f"ReIDTemplate.load_state_dict: missing entry {key!r} (a state saved by an older "
+                               "ckda-avalanche; convert it with ckda_avalanche.strategies.state.upgrade_legacy_state)")
         model_state = state["model"]
         classifier = [k for k in model_state if k.endswith("classifier.weight")]
         if hasattr(self.model, "reset_classifier"):
@@ -319,6 +338,8 @@ class ReIDTemplate(SupervisedTemplate):
             if callable(getattr(plugin, "bind_template", None)):
                 plugin.bind_template(self.model)
             plugin.load_state_dict(state["plugins"][key])
+        load_clock_state(self.clock, state["clock"])
+        load_evaluator_state(self.evaluator, state["evaluator"], strict=strict_metrics)
 
     def memory_report(self) -> dict[str, int]:
         """Bytes kept between sessions, by kind: the model, plus each plugin's ``memory_report()``."""

@@ -232,7 +232,8 @@ def test_two_sessions_end_to_end(synthetic_stream):
     report = strategy.memory_report()
     assert report["TeacherPlugin/teacher"] > 0 and report["CKAPlugin/prototypes"] > 0
     restored = CKDA(model=create_model("test", num_classes=0, img_size=E2E_SIZE), config=_config(), device="cpu")
-    restored.load_state_dict(copy.deepcopy(strategy.state_dict()))
+    with pytest.warns(UserWarning, match="ReIDRetrievalPluginMetric"):  # restored has no metrics
+        restored.load_state_dict(copy.deepcopy(strategy.state_dict()), strict_metrics=False)
     assert all(torch.equal(a, b) for a, b in zip(restored.cka.prototypes, strategy.cka.prototypes))
     x = torch.randn(2, 3, *E2E_SIZE)
     modality = torch.tensor([0, 1])
