@@ -57,3 +57,16 @@ def identity_leaks(dataset: str, train: dict[int, IdentitySource], test_path: Pa
     return [error(dataset, test_path, f"train/test identity leak: identities {_ids_text(ids)} ({len(ids)} in all) "
                   f"are also training identities (identity {first}: {where}); expected disjoint splits",
                   line=leaked[first])]
+
+
+IndexIdentities = list[tuple[Path, list[tuple[int, int]]]]
+"""Per index file of a split: (file, [(identity, 1-based line), ...])."""
+
+
+def split_leaks(dataset: str, train: IndexIdentities, test: IndexIdentities) -> list[DataProblem]:
+    """`identity_leaks` of every test index file against every identity of the train index files."""
+    first: dict[int, IdentitySource] = {}
+    for path, pairs in train:
+        for pid, line in pairs:
+            first.setdefault(pid, (path, line))
+    return [problem for path, pairs in test for problem in identity_leaks(dataset, first, path, pairs)]

@@ -33,7 +33,7 @@ from ._common import (
     require_file,
     scan_files,
 )
-from .integrity import IdentitySource, duplicate_lines, identity_leaks
+from .integrity import IndexIdentities, duplicate_lines, split_leaks
 from .problems import DataProblem
 
 _FOLDERS = {VISIBLE: "vis", INFRARED: "nir"}
@@ -61,10 +61,11 @@ class LLCM(ReaderBase):
         idx = require_dir("LLCM", base / "idx", "idx/{train,test}_{vis,nir}.txt and idx/test_id.txt")
         listing = merge_listings(*(scan_files(base, folder) for folder in _FOLDERS.values()))
         self.problems: list[DataProblem] = []
-        self._identities: dict[str, list[tuple[Path, list[tuple[int, int]]]]] = {"train": [], "test": []}
+        self._identities: dict[str, IndexIdentities] = {"train": [], "test": []}
         self.train = self._read_split(base, idx, "train", listing)
         self.test_pool = self._read_split(base, idx, "test", listing)
-        self._check_leaks()
+        # train lines dropped by max_train_label are not training identities, hence no leak
+        self.problems += split_leaks("LLCM", self._identities["train"], self._identities["test"])
         self._finish_problems()
         self._check_test_ids(idx)
         self._set_paper_split()
@@ -94,15 +95,6 @@ class LLCM(ReaderBase):
                            for entry, pid in zip(entries, pids))
         require_both_modalities("LLCM", idx, split, samples)
         return samples
-
-    def _check_leaks(self) -> None:
-        """An identity folder listed by a test index file must not be used for training (kept train lines)."""
-        train: dict[int, IdentitySource] = {}
-        for path, pairs in self._identities["train"]:
-            for pid, line in pairs:
-                train.setdefault(pid, (path, line))
-        for path, pairs in self._identities["test"]:
-            self.problems += identity_leaks("LLCM", train, path, pairs)
 
     @staticmethod
     def _camera(index_path: Path, entry: IndexEntry) -> int:

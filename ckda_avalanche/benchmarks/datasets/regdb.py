@@ -30,7 +30,7 @@ from ._common import (
     require_file,
     scan_files,
 )
-from .integrity import IdentitySource, duplicate_lines, identity_leaks
+from .integrity import IndexIdentities, duplicate_lines, split_leaks
 from .problems import DataProblem
 
 _MODALITY_FOLDERS = {VISIBLE: "Visible", INFRARED: "Thermal"}
@@ -57,10 +57,10 @@ class RegDB(ReaderBase):
         require_dir("RegDB", base / "idx", "idx/{train,test}_{visible,thermal}_<trial>.txt index files")
         listing = merge_listings(*(scan_files(base, folder) for folder in _MODALITY_FOLDERS.values()))
         self.problems: list[DataProblem] = []
-        self._identities: dict[str, list[tuple[Path, list[tuple[int, int]]]]] = {"train": [], "test": []}
+        self._identities: dict[str, IndexIdentities] = {"train": [], "test": []}
         self.train = self._read_split(base, "train", listing)
         self.test_pool = self._read_split(base, "test", listing)
-        self._check_leaks()
+        self.problems += split_leaks("RegDB", self._identities["train"], self._identities["test"])
         self._finish_problems()
         self._check_test_ids(base)
         self._set_paper_split()
@@ -89,15 +89,6 @@ class RegDB(ReaderBase):
             if entry.relpath.split("/")[0] != folder:
                 raise DatasetLayoutError("RegDB", index_path, f"expected a path under {folder}/, got "
                                          f"{entry.relpath!r}", line=entry.line)
-
-    def _check_leaks(self) -> None:
-        """An identity folder listed by a test index file must not be listed by a train index file."""
-        train: dict[int, IdentitySource] = {}
-        for path, pairs in self._identities["train"]:
-            for pid, line in pairs:
-                train.setdefault(pid, (path, line))
-        for path, pairs in self._identities["test"]:
-            self.problems += identity_leaks("RegDB", train, path, pairs)
 
     def _check_test_ids(self, base: Path) -> None:
         """Every test identity must have images in both modalities, or cross-modal retrieval is undefined."""
