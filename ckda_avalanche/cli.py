@@ -7,7 +7,7 @@
     ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
     ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf] [--merge-precisions]
     ckda data synth --out DIR [--seed N] [--scale S]
-    ckda data check ROOT
+    ckda data check ROOT [--deep [--workers N] [--no-progress]]
 """
 from __future__ import annotations
 
@@ -189,8 +189,14 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from ckda_avalanche.benchmarks.datasets import check_root, format_check_report
+    from ckda_avalanche.benchmarks.datasets import check_root, deep_check, format_check_report, format_deep_report
 
+    if getattr(args, "deep", False):
+        if args.workers is not None and args.workers < 1:
+            raise SystemExit(f"--workers: expected >= 1, got {args.workers}")
+        report = deep_check(args.root, workers=args.workers, progress=not args.no_progress)
+        print(format_deep_report(report))
+        return 0 if report.ok else 1
     reports = check_root(args.root)
     print(format_check_report(reports))
     return 1 if any(r.error for r in reports) or not reports else 0
@@ -276,8 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--scale", type=float, default=1.0, help="identity-count multiplier (default 1.0)")
     synth.add_argument("--overwrite", action="store_true", help="replace existing synthetic data in OUT")
     synth.set_defaults(func=cmd_data_synth)
-    check = data_sub.add_parser("check", help="report ids/images/cameras per split, or the layout errors")
+    check = data_sub.add_parser("check", help="report ids/images/cameras per split, or the layout errors "
+                                "(--deep: decode every image and list every problem)")
     check.add_argument("root")
+    check.add_argument("--deep", action="store_true",
+                       help="also decode every image (in parallel) and list every problem with its file: leaks, "
+                            "duplicates, folder names, cameras, bit depth and modes")
+    check.add_argument("--workers", type=int, help="decoding threads for --deep (default: the usable CPUs)")
+    check.add_argument("--no-progress", action="store_true", help="no progress bar for --deep")
     check.set_defaults(func=cmd_data_check)
     return parser
 
