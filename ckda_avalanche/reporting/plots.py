@@ -207,7 +207,7 @@ def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
         raise ValueError("formats must name at least one file format, e.g. ('png',)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = run_scores(load_tidy(sources))
+    runs = run_scores(load_tidy(sources, complete_only=False))  # curves of unfinished runs are drawn too
     written: list[Path] = []
     for protocol in sorted({r.protocol for r in runs}):
         chosen = [r for r in runs if r.protocol == protocol]
