@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from avalanche.evaluation.metric_results import MetricValue
 
 __all__ = [
-    "LOGGER_MODES", "TIDY_COLUMNS", "TidyCSVLogger", "tidy_rows_from_csv", "truncate_after_train_exp", "append_extra_rows",
+    "LOGGER_MODES", "TIDY_COLUMNS", "TidyCSVLogger", "tidy_rows_from_csv", "truncate_after_train_exp",
+    "append_extra_rows",
 ]
 
 TIDY_COLUMNS: tuple[str, ...] = (
