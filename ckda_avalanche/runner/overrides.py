@@ -70,7 +70,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a ``.yaml``/``.yml`` or ``.json`` file holding a mapping of overrides."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"{path}: config file does not exist")
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
@@ -78,18 +78,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         try:
             data = yaml.load(text, Loader=_strict_yaml_loader(path))  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({' '.join(str(exc).split())})") from exc
+            raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
     elif path.suffix.lower() == ".json":
         try:
             data = json.loads(text, object_pairs_hook=_json_pairs(path))
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid JSON ({exc})") from exc
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
     else:
-        raise ConfigError(f"config file {path}: expected a .yaml, .yml or .json file")
+        raise ConfigError(f"{path}: expected a .yaml, .yml or .json file")
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"config file {path}: expected a mapping of field names to values at the top level")
+        raise ConfigError(f"{path}: expected a mapping of field names to values at the top level")
     return dict(data)
 
 
