@@ -1,6 +1,6 @@
 """The ``ckda`` command: run the VI-LReID leaderboard, write the leaderboard and plots, generate and check data.
 
-    ckda run --methods ckda,finetune --seeds 0 1 --preset cpu --data synthetic --out results/RUN [--resume]
+    ckda run --methods ckda,finetune --seeds 0 1 --preset cpu --data synthetic --out results/RUN [--resume [--resume-override]]
     ckda run --methods 'ckda,ckda[no_msp],ckda[no_cka+no_merge],ewc[ewc_lambda=100]' ... (variants: runner/variants.py)
     ckda ablate --seeds 0 1 2 --preset cpu --out results/ABL [--quirks]   (CKDA and every ablation of spec section 8)
     ckda eval RUN_DIR... --protocol full [--datasets regdb,sysu]          (re-score kept per-session models)
@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,16 +34,11 @@ def _methods(text: str) -> list[str]:
 
 
 def _resolve_config(args: argparse.Namespace):
-    from ckda_avalanche.runner.config import get_preset
-    from ckda_avalanche.runner.overrides import apply_overrides, load_config_file
+    from ckda_avalanche.runner.validate import load_run_config
 
-    config = get_preset(args.preset)
-    if args.config:
-        config = apply_overrides(config, load_config_file(args.config), where=str(args.config))
+    config = load_run_config(args.preset, args.config or None)  # errors name the file and the dotted field
     if args.pretrained:
-        if not Path(args.pretrained).is_file():
-            raise SystemExit(f"--pretrained {args.pretrained}: no such file")
-        config = dataclasses.replace(config, pretrained=str(args.pretrained))
+        config = dataclasses.replace(config, pretrained=str(args.pretrained))  # checked by validate_run
     return config
 
 
@@ -63,6 +59,19 @@ def _data_root(args: argparse.Namespace, config) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Validate the whole run first (one-line errors; nothing trained or written), lock OUT, then train and report."""
+    from ckda_avalanche.runner.lock import RunLock
+    from ckda_avalanche.runner.validate import validate_run
+
+    validate_run(config=_resolve_config(args), methods=args.methods, seeds=args.seeds, out=args.out, data=args.data,
+                 synthetic_dir=args.synthetic_dir, resume=args.resume, override=args.resume_override,
+                 config_file=args.config or None, pretrained_flag=args.pretrained, device=args.device,
+                 formats=args.formats)
+    with RunLock(Path(args.out)):
+        return _train_and_report(args)
+
+
+def _train_and_report(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
@@ -94,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = RunSpec(method=method, seed=seed, run_name=out.name, run_dir=out / method / f"seed{seed}",
                        config=config)
         run_single(spec, benchmarks[key], resume=args.resume, device=args.device, progress=not args.no_progress,
-                   keep_sessions=args.keep_session_checkpoints)
+                   keep_sessions=args.keep_session_checkpoints,
+                   override=args.resume_override)
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
     if args.keep_session_checkpoints:
         _print_kept_size(out, args.methods, args.seeds)
@@ -213,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma-separated methods, variants such as 'ckda[no_cka+no_merge]' (quote: [ ] are glob "
                           "characters), or the shorthands all (default), ablations, quirks; methods: "
                           + ", ".join(ALL_METHODS))
-    run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
+    run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds, integers >= 0 (default: 0)")
     run.add_argument("--preset", default="cpu", help="run preset: cpu (default), paper or test")
     run.add_argument("--config", help="YAML/JSON file overriding RunConfig fields (nested: train, method_overrides)")
     run.add_argument("--data", default="synthetic",
@@ -223,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pretrained", help="local ImageNet ViT checkpoint (.pth, .safetensors or .npz)")
     run.add_argument("--out", required=True, help="run folder (OUT/<method>/seed<k>/ per run)")
     run.add_argument("--resume", action="store_true", help="continue runs in OUT from their last finished session")
+    run.add_argument("--resume-override", action="store_true",
+                     help="with --resume: continue even though the settings differ from a run's config.json (the "
+                          "change is recorded there); without it such a resume is refused with the differences")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     run.add_argument("--formats", nargs="+", default=["png"], help="plot formats (png, svg, pdf)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -294,8 +307,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):  # noqa: ANN001, ANN202 - warnings.showwarning's signature
+    """A ``warnings.showwarning`` printing a left-out run as one ``ckda: warning:`` line; others as before."""
+    from ckda_avalanche.reporting.run_checks import RunLeftOutWarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if issubclass(category, RunLeftOutWarning):
+            print(f"ckda: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -305,11 +337,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ckda_avalanche.benchmarks.errors import DatasetLayoutError
         from ckda_avalanche.benchmarks.synthetic import SyntheticParametersError
         from ckda_avalanche.reporting.precision import MixedPrecisionError
+        from ckda_avalanche.reporting.run_checks import NoRunToReportError
+        from ckda_avalanche.runner.lock import RunLockedError
         from ckda_avalanche.runner.overrides import ConfigError
+        from ckda_avalanche.runner.run_state import RunStateError
         from ckda_avalanche.runner.session_runner import RunExistsError, RunFailedError
 
         if isinstance(exc, (DatasetLayoutError, SyntheticParametersError, ConfigError, RunExistsError, RunFailedError,
-                            MixedPrecisionError)):
+                            MixedPrecisionError, RunStateError, RunLockedError, NoRunToReportError)):
             print(f"ckda: error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -280,7 +280,7 @@ def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
         raise ValueError("formats must name at least one file format, e.g. ('png',)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame = load_tidy(sources)
+    frame = load_tidy(sources, complete_only=False)  # curves of unfinished runs are drawn too
     try:
         board = build_leaderboard(frame, merge_precisions=merge_precisions)
         ablation = build_ablation(frame, merge_precisions=merge_precisions)

@@ -260,8 +260,11 @@ class ReIDTemplate(SupervisedTemplate):
         if not bool(torch.isfinite(self.loss).all()):
             name = getattr(self.session_info(), "dataset", "?")
             raise FloatingPointError(
-                f"non-finite training loss ({float(self.loss.detach().float())}) in session {self.session_index} "
-                f"({name}), epoch {self.clock.train_exp_epochs}, iteration {self.clock.train_epoch_iterations}"
+                # 1-based like the CSV's train_exp (session 1 = the first dataset), the progress bar's epochs and
+                # the fault-injection instants
+                f"non-finite training loss ({float(self.loss.detach().float())}) in session {self.session_index + 1} "
+                f"({name}), epoch {self.clock.train_exp_epochs + 1}/{self.train_epochs}, iteration "
+                f"{self.clock.train_epoch_iterations + 1}"
             )
 
     def backward(self) -> None:
