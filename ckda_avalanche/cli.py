@@ -61,12 +61,20 @@ def _data_root(args: argparse.Namespace, config) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     """Validate the whole run first (one-line errors; nothing trained or written), lock OUT, then train and report."""
     from ckda_avalanche.runner.lock import RunLock
+    from ckda_avalanche.runner.overrides import ConfigError
     from ckda_avalanche.runner.validate import validate_run
+    from ckda_avalanche.runner.variants import base_method, resolve_methods
+    from ckda_avalanche.strategies import STRATEGIES
 
-    validate_run(config=_resolve_config(args), methods=args.methods, seeds=args.seeds, out=args.out, data=args.data,
+    config = _resolve_config(args)
+    unknown = [m for m in args.methods if base_method(m) not in STRATEGIES]
+    if unknown:
+        raise ConfigError(f"--methods: unknown method {unknown[0]!r}; available: {', '.join(sorted(STRATEGIES))}")
+    validate_run(config=config, methods=args.methods, seeds=args.seeds, out=args.out, data=args.data,
                  synthetic_dir=args.synthetic_dir, resume=args.resume, override=args.resume_override,
                  config_file=args.config or None, pretrained_flag=args.pretrained, device=args.device,
                  formats=args.formats)
+    args.methods = [m.name for m in resolve_methods(args.methods, config.method_overrides)]  # canonical names
     with RunLock(Path(args.out)):
         return _train_and_report(args)
 
@@ -80,14 +88,8 @@ def _train_and_report(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
     from ckda_avalanche.reporting.plots import plot_runs
     from ckda_avalanche.runner.session_runner import RunSpec, method_config, run_single, stream_overrides
-    from ckda_avalanche.runner.variants import base_method, resolve_methods
-    from ckda_avalanche.strategies import STRATEGIES
 
-    unknown = [m for m in args.methods if base_method(m) not in STRATEGIES]
-    if unknown:
-        raise SystemExit(f"--methods: unknown {unknown}; available: {sorted(STRATEGIES)}")
     config = _resolve_config(args)
-    args.methods = [m.name for m in resolve_methods(args.methods, config.method_overrides)]  # canonical names
     root = _data_root(args, config)
     out = Path(args.out)
     img_size = tuple(get_model_config(config.model).img_size)

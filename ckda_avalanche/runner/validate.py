@@ -254,6 +254,9 @@ def validate_run(
     if repeated:
         raise ConfigError(f"--seeds: seed {repeated[0]} given twice")
     _check_method_overrides(config, methods, where)
+    from ckda_avalanche.runner.variants import resolve_methods
+
+    resolve_methods(methods, config.method_overrides)  # variants such as ckda[no_msp]: fields and values
     out_path = Path(out)
     _check_out(out_path)
     _check_device(device)
