@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -62,34 +63,30 @@ def _data_root(args: argparse.Namespace, config) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
-    from ckda_avalanche.models import get_model_config
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
     from ckda_avalanche.reporting.plots import plot_runs
-    from ckda_avalanche.runner.session_runner import RunSpec, method_config, run_single, stream_overrides
+    from ckda_avalanche.runner.executors import ExecutorOptions, run_grid
+    from ckda_avalanche.runner.fault_injection import FAULT_ENV
+    from ckda_avalanche.runner.run_task import RunTask
     from ckda_avalanche.strategies import STRATEGIES
 
     unknown = [m for m in args.methods if m not in STRATEGIES]
     if unknown:
         raise SystemExit(f"--methods: unknown {unknown}; available: {sorted(STRATEGIES)}")
+    options = ExecutorOptions(executor=args.executor, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
+                              gpus_per_run=args.gpus_per_run, max_retries=args.max_retries,
+                              progress=not args.no_progress)
     config = _resolve_config(args)
     root = _data_root(args, config)
     out = Path(args.out)
-    img_size = tuple(get_model_config(config.model).img_size)
-    benchmarks: dict[str, object] = {}
     started = time.perf_counter()
     jobs = [(m, s) for m in args.methods for s in args.seeds]
-    for method, seed in tqdm(jobs, desc="runs", disable=args.no_progress, dynamic_ncols=True):
-        extra = stream_overrides(method_config(method, config))
-        key = repr(sorted(extra.items()))
-        if key not in benchmarks:
-            benchmarks[key] = vi_lreid_benchmark(root, datasets=config.datasets, protocol=config.protocol,
-                                                 img_size=img_size, **extra)
-        spec = RunSpec(method=method, seed=seed, run_name=out.name, run_dir=out / method / f"seed{seed}",
-                       config=config)
-        run_single(spec, benchmarks[key], resume=args.resume, device=args.device, progress=not args.no_progress)
+    tasks = [RunTask(method=method, seed=seed, run_name=out.name, run_dir=out / method / f"seed{seed}",
+                     config=config, data_root=root, resume=args.resume, device=args.device,
+                     threads=options.threads(), loggers=tuple(args.logger or ()), progress=not args.no_progress,
+                     executor=args.executor, fault=os.environ.get(FAULT_ENV) or None)
+             for method, seed in jobs]
+    run_grid(tasks, options)
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
     csv_path, md_path = write_leaderboard([out], out)
     plots = plot_runs([out], out / "plots", formats=tuple(args.formats))
@@ -156,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     run.add_argument("--formats", nargs="+", default=["png"], help="plot formats (png, svg, pdf)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local: one run after the other in this process (default); ray: every (method, seed) "
+                          "a Ray task, on an embedded local Ray instance or the cluster of --ray-address")
+    run.add_argument("--ray-address", help="join this Ray cluster ('auto' or HOST:PORT) instead of starting one")
+    run.add_argument("--cpus-per-run", type=float,
+                     help="CPUs per run (torch threads follow it); default: 1 with ray, torch's default locally")
+    run.add_argument("--gpus-per-run", type=float, default=0.0,
+                     help="GPUs per Ray run; a fraction (e.g. 0.25) packs several runs on one GPU (default 0)")
+    run.add_argument("--max-retries", type=int, default=3,
+                     help="Ray retries of a run whose worker died; it resumes from its last session (default 3)")
+    run.add_argument("--logger", action="append", choices=["tensorboard", "wandb"],
+                     help="also log scores to TensorBoard (RUN/tensorboard) or W&B (offline, RUN/wandb); "
+                          "repeat for both; the tidy CSV stays the source of truth")
     run.set_defaults(func=cmd_run)
 
     board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md from run folders")
@@ -193,10 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI reports known errors in one line
         from ckda_avalanche.benchmarks.errors import DatasetLayoutError
         from ckda_avalanche.benchmarks.synthetic import SyntheticParametersError
+        from ckda_avalanche.runner.executors import ExecutorError
         from ckda_avalanche.runner.overrides import ConfigError
         from ckda_avalanche.runner.session_runner import RunExistsError, RunFailedError
 
-        if isinstance(exc, (DatasetLayoutError, SyntheticParametersError, ConfigError, RunExistsError, RunFailedError)):
+        if isinstance(exc, (DatasetLayoutError, SyntheticParametersError, ConfigError, RunExistsError, RunFailedError,
+                            ExecutorError)):
             print(f"ckda: error: {exc}", file=sys.stderr)
             return 2
         raise

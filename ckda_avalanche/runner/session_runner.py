@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,14 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True) -> Path:
+def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
+               loggers: Sequence[Any] = (), plugins: Sequence[Any] = ()) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
-    plus ``train_time_s`` and ``memory_bytes/<kind>`` rows, and the checkpoint is replaced.
+    plus ``train_time_s`` and ``memory_bytes/<kind>`` rows, and the checkpoint is replaced. ``loggers`` are extra
+    Avalanche loggers next to the tidy CSV (e.g. TensorBoard); ``plugins`` are extra stateless plugins (they must
+    not have ``state_dict``, or checkpoints would depend on them).
     """
     run_dir = spec.run_dir
     csv_path, ckpt_path = run_dir / METRICS, run_dir / CHECKPOINT
@@ -159,8 +163,9 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     train_cfg = dataclasses.replace(spec.config.train, seed=spec.seed)
     strategy_kwargs: dict[str, Any] = dict(
         model=model, config=train_cfg, eval_mb_size=spec.config.eval_mb_size, device=resolved_device,
-        evaluator=EvaluationPlugin(*metrics, loggers=[logger]),
-        plugins=[EpochProgressPlugin(label=f"{spec.method} seed {spec.seed}")] if progress else None,
+        evaluator=EvaluationPlugin(*metrics, loggers=[logger, *loggers]),
+        plugins=[*([EpochProgressPlugin(label=f"{spec.method} seed {spec.seed}")] if progress else []),
+                 *plugins] or None,
     )
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
