@@ -54,7 +54,18 @@ def _probe_paths(probe: str, token: str, data_root: str) -> tuple[str, list[str]
 
 
 def connect(address: str | None) -> bool:
-    """Connect to Ray (embedded instance when ``address`` is None); return True when this call started it."""
+    """Connect to Ray (embedded instance when ``address`` is None); return True when this call started it.
+
+    A ``HOST:PORT`` address is tried with a plain TCP connection first (10 s): Ray itself keeps retrying an
+    unreachable head without a word.
+    """
+    if address is not None and address != "auto" and "://" not in address:
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except (OSError, ValueError) as exc:
+            raise ExecutorError(f"--ray-address {address}: no Ray head answers there ({exc}); expected 'auto' or "
+                                "HOST:PORT of a running `ray start --head`") from None
     ray = _ray()
     if ray.is_initialized():
         return False

@@ -133,6 +133,14 @@ def test_unschedulable_resources_are_a_clear_error(tmp_path, tiny_synthetic_root
     assert "--gpus-per-run 0.5: the largest node of the Ray cluster has 0 GPUs" in capsys.readouterr().err
 
 
+def test_unreachable_ray_address_is_a_clear_error_not_a_hang():
+    from ckda_avalanche.runner.ray_executor import connect
+
+    for address in ("127.0.0.1:1", "127.0.0.1:notaport"):
+        with pytest.raises(ExecutorError, match=f"--ray-address {address}: no Ray head answers there"):
+            connect(address)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"executor": "local", "ray_address": "auto"}, "--ray-address needs --executor ray"),
     ({"executor": "local", "gpus_per_run": 0.5}, "--gpus-per-run needs --executor ray"),
