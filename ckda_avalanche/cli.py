@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
     from ckda_avalanche.reporting.plots import plot_runs
     from ckda_avalanche.runner.executors import ExecutorOptions, run_grid
-    from ckda_avalanche.runner.fault_injection import FAULT_ENV
+    from ckda_avalanche.runner.worker_fault import FAULT_ENV
     from ckda_avalanche.runner.run_task import RunTask
     from ckda_avalanche.strategies import STRATEGIES
 

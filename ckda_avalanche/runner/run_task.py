@@ -53,7 +53,7 @@ class RunTask:
     executor: str = "local"
     """Name of the executor, recorded in ``attempts.jsonl``."""
     fault: str | None = None
-    """``CKDA_FAULT_INJECT`` value of the driver (tests only; see `runner.fault_injection`)."""
+    """``CKDA_FAULT_INJECT`` value of the driver (tests only; see `runner.worker_fault`)."""
 
     @property
     def label(self) -> str:
@@ -210,7 +210,7 @@ def execute_run(task: RunTask, benchmark: Any | None = None) -> RunOutcome:
     """Train and evaluate one (method, seed); the same code path for every executor (see the module docstring)."""
     import torch
 
-    from ckda_avalanche.runner.fault_injection import FaultInjectionPlugin, FaultSpec
+    from ckda_avalanche.runner.worker_fault import FaultInjectionPlugin, FaultSpec
     from ckda_avalanche.runner.session_runner import RunSpec, run_single
 
     if benchmark is None:

@@ -14,7 +14,7 @@ import pytest
 
 from ckda_avalanche.cli import main
 from ckda_avalanche.runner.executors import ExecutorError, ExecutorOptions
-from ckda_avalanche.runner.fault_injection import FAULT_ENV, FaultSpec, FaultSpecError
+from ckda_avalanche.runner.worker_fault import FAULT_ENV, FaultSpec, FaultSpecError
 from ckda_avalanche.runner.run_task import ATTEMPTS
 
 ray = pytest.importorskip("ray")
