@@ -1,19 +1,33 @@
-"""Side-by-side speed of `ckda_avalanche.evaluation.evaluate_rank` and fast-reid's Cython ranker.
+"""Side-by-side speed of `ckda_avalanche.evaluation.evaluate_rank` and fast-reid's Cython ranker, with and without ties.
 
-Usage:  .venv/bin/python benchmarks/bench_ranking.py [--queries 3368 --gallery 15913 --repeats 5 --threads 1 2]
+Usage:  .venv/bin/python benchmarks/bench_ranking.py [--queries 3368 --gallery 15913 --repeats 5 --threads 1 2
+                                                      --tie-step 0.05]
 
 fast-reid (PyPI name ``fastreid``, version 1.4.0) is downloaded with ``pip download --no-deps`` into a temporary
 folder outside the repository at run time, its ``fastreid/evaluation/rank_cylib`` extension is compiled there with
 Cython (installed into the current environment with pip when missing), and the folder is deleted at the end;
-nothing of fast-reid is kept or committed. Both rankers get the same Market-sized random matrix (each row a random
-permutation of distinct values, so the order is unambiguous and both must agree), timings are the median of
-``--repeats`` runs interleaved in one process, and the script checks that mAP and CMC agree.
+nothing of fast-reid is kept or committed; without network it is reported unavailable and only ours is timed.
+
+Two Market-sized float32 cases get the same ids and cameras:
+
+* tie-free: each row a random permutation of distinct values, so the order is unambiguous and both rankers must
+  agree (mAP and CMC are checked);
+* tie-heavy: the same matrix rounded to multiples of ``--tie-step`` (0.05: 21 distinct values, as quantised or
+  half-precision features produce). Ours keeps gallery order among equal distances (the order of a float64
+  ``np.argsort(kind="stable")``); fast-reid's ranker uses an unstable argsort there, so its mAP is only reported,
+  not required to agree.
+
+Both cases are also checked exactly against that reference on their first ``--check-queries`` queries.
+
+Timings are interleaved in one process (every ranker and case once per repeat); the median and the minimum of
+``--repeats`` runs are printed, with ours' tie-heavy / tie-free ratio. On a shared machine use the minimum.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -81,10 +95,45 @@ def make_input(num_q: int, num_g: int, num_ids: int, num_cams: int, seed: int) -
     return distmat, q_pids, g_pids, q_cams, g_cams
 
 
+def tie_heavy(distmat: np.ndarray, step: float) -> np.ndarray:
+    """`distmat` rounded to multiples of `step` (float32 arithmetic, so the values are exact float32 ties)."""
+    step32 = np.float32(step)
+    return (np.round(distmat / step32) * step32).astype(np.float32)
+
+
+def stable_reference(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray,
+                     g_cams: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Market-rule AP and first-match rank of the first `rows` queries, from float64 stable argsort order."""
+    aps, firsts = [], []
+    for i in range(min(rows, len(q_pids))):
+        order = np.argsort(distmat[i].astype(np.float64), kind="stable")
+        order = order[~((g_pids[order] == q_pids[i]) & (g_cams[order] == q_cams[i]))]
+        hits = np.flatnonzero(g_pids[order] == q_pids[i]) + 1
+        if len(hits):
+            aps.append(float(np.mean(np.arange(1, len(hits) + 1) / hits)))
+            firsts.append(int(hits[0]))
+    return np.asarray(aps), np.asarray(firsts)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
+
+
+def _ours_name(case: str, n: int) -> str:
+    return f"ours evaluate_rank, {case} ({n} thread{'s' if n > 1 else ''})"
 
 
 def main() -> None:
@@ -96,62 +145,107 @@ def main() -> None:
     parser.add_argument("--max-rank", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch/ranker thread counts to time")
+    parser.add_argument("--tie-step", type=float, default=0.05,
+                        help="rounding step of the tie-heavy case (0: time the tie-free case only)")
+    parser.add_argument("--check-queries", type=int, default=300,
+                        help="queries of each case checked against a float64 stable-argsort reference (0: none)")
     parser.add_argument("--skip-python", action="store_true", help="skip fast-reid's slow pure-numpy ranker")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     distmat, q_pids, g_pids, q_cams, g_cams = make_input(args.queries, args.gallery, args.ids, args.cams, args.seed)
+    cases = {"tie-free": distmat}
+    if args.tie_step > 0:
+        cases[f"tie-heavy (step {args.tie_step:g})"] = tie_heavy(distmat, args.tie_step)
     print(f"input: {args.queries} x {args.gallery} float32, {args.ids} ids, {args.cams} cameras, "
           f"max_rank={args.max_rank}, repeats={args.repeats}, cpus={os.cpu_count()}, "
           f"loadavg before={os.getloadavg()[0]:.2f}")
+    print(f"cpu: {cpu_model()}; numpy {np.__version__}, torch {torch.__version__}")
+    for case, mat in cases.items():
+        print(f"  {case}: {len(np.unique(mat[:50]))} distinct values in the first 50 rows")
     workdir = Path(tempfile.mkdtemp(prefix="fastreid_bench_"))
     times: dict[str, list[float]] = {}
     try:
         try:
             rank_cy, rank_py = prepare_fastreid(workdir)
         except Exception as exc:  # report why, still time ours
-            print(f"fast-reid unavailable: {exc}")
+            print(f"fast-reid unavailable: {exc}".splitlines()[0])
             rank_cy = rank_py = None
-        ours: dict[int, object] = {}
-        cy_out = None
+        ours: dict[tuple[str, int], object] = {}
+        cy_out: dict[str, object] = {}
         for _ in range(args.repeats):
-            if rank_cy is not None:
-                t, cy_out = _timed(lambda: rank_cy.evaluate_cy(distmat, q_pids, g_pids, q_cams, g_cams,
-                                                                args.max_rank, False))
-                times.setdefault("fast-reid evaluate_cy (Cython, 1 thread)", []).append(t)
-            for n in args.threads:
-                torch.set_num_threads(n)
-                t, ours[n] = _timed(lambda: evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams,
-                                                          max_rank=args.max_rank, rule="market", num_threads=n))
-                times.setdefault(f"ours evaluate_rank ({n} thread{'s' if n > 1 else ''})", []).append(t)
+            for case, mat in cases.items():
+                if rank_cy is not None:
+                    t, cy_out[case] = _timed(lambda: rank_cy.evaluate_cy(mat, q_pids, g_pids, q_cams, g_cams,
+                                                                         args.max_rank, False))
+                    times.setdefault(f"fast-reid evaluate_cy (Cython), {case} (1 thread)", []).append(t)
+                for n in args.threads:
+                    torch.set_num_threads(n)
+                    t, ours[case, n] = _timed(lambda: evaluate_rank(mat, q_pids, g_pids, q_cams, g_cams,
+                                                                    max_rank=args.max_rank, rule="market",
+                                                                    num_threads=n))
+                    times.setdefault(_ours_name(case, n), []).append(t)
         if rank_py is not None and not args.skip_python:
             t, _ = _timed(lambda: rank_py.eval_market1501(distmat, q_pids, g_pids, q_cams, g_cams, args.max_rank))
-            times["fast-reid eval_market1501 (pure numpy, 1 run)"] = [t]
+            times["fast-reid eval_market1501 (pure numpy), tie-free (1 run)"] = [t]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    medians = {name: statistics.median(ts) for name, ts in times.items()}
-    for name, med in medians.items():
-        print(f"{name:48s} median {med:7.3f} s   runs {', '.join(f'{t:.3f}' for t in times[name])}")
-    cy_name = "fast-reid evaluate_cy (Cython, 1 thread)"
-    for n in args.threads:
-        name = f"ours evaluate_rank ({n} thread{'s' if n > 1 else ''})"
-        if cy_name in medians:
-            print(f"speed-up vs Cython, {n} thread(s): {medians[cy_name] / medians[name]:.2f}x")
+    best = {name: min(ts) for name, ts in times.items()}
+    for name, ts in times.items():
+        print(f"{name:66s} median {statistics.median(ts):7.3f} s  min {best[name]:7.3f} s  "
+              f"runs {', '.join(f'{t:.3f}' for t in ts)}")
+    for case in cases:
+        cy_name = f"fast-reid evaluate_cy (Cython), {case} (1 thread)"
+        for n in args.threads:
+            if cy_name in best:
+                print(f"speed-up vs Cython, {case}, {n} thread(s): {best[cy_name] / best[_ours_name(case, n)]:.2f}x "
+                      f"(min), {statistics.median(times[cy_name]) / statistics.median(times[_ours_name(case, n)]):.2f}x"
+                      " (median)")
+    if len(cases) > 1:
+        free, tied = cases
+        for n in args.threads:
+            a, b = times[_ours_name(free, n)], times[_ours_name(tied, n)]
+            print(f"ours tie-heavy / tie-free, {n} thread(s): {min(b) / min(a):.2f}x (min), "
+                  f"{statistics.median(b) / statistics.median(a):.2f}x (median)")
     print(f"loadavg after={os.getloadavg()[0]:.2f}")
-    first = next(iter(ours.values()))
-    if cy_out is not None:
-        cy_cmc, cy_ap, _cy_inp = cy_out
+
+    failures = []
+    free_case = "tie-free"
+    if free_case in cy_out:
+        cy_cmc, cy_ap, _cy_inp = cy_out[free_case]
+        first = ours[free_case, args.threads[0]]
         cy_map = float(np.mean(cy_ap))
         d_map = abs(first.mAP - cy_map)
         d_cmc = float(np.max(np.abs(first.cmc - np.asarray(cy_cmc, dtype=np.float64))))
-        print(f"agreement with Cython: mAP ours {first.mAP:.8f} vs {cy_map:.8f} (|diff| {d_map:.2e}), "
+        print(f"agreement with Cython, tie-free: mAP ours {first.mAP:.8f} vs {cy_map:.8f} (|diff| {d_map:.2e}), "
               f"max |CMC diff| {d_cmc:.2e} (Cython accumulates in float32)")
         if d_map > 1e-5 or d_cmc > 1e-5:
-            raise SystemExit("FAIL: fast-reid and ours disagree")
-    for n, res in ours.items():
-        if not (np.array_equal(res.cmc, first.cmc) and res.mAP == first.mAP and res.mINP == first.mINP):
-            raise SystemExit(f"FAIL: results with {n} threads differ from {next(iter(ours))} thread(s)")
+            failures.append("fast-reid and ours disagree on the tie-free case")
+    for case, mat in cases.items():
+        first = ours[case, args.threads[0]]
+        if case != free_case and case in cy_out:
+            print(f"{case}: mAP ours {first.mAP:.8f} vs Cython {float(np.mean(cy_out[case][1])):.8f} "
+                  "(Cython orders equal distances by an unstable argsort, so these may differ)")
+        if args.check_queries > 0:
+            k = min(args.check_queries, args.queries)
+            ref_ap, ref_first = stable_reference(mat, q_pids, g_pids, q_cams, g_cams, k)
+            ref_cmc = np.array([np.mean(ref_first <= r) for r in range(1, args.max_rank + 1)])
+            check = evaluate_rank(mat[:k], q_pids[:k], g_pids, q_cams[:k], g_cams, max_rank=args.max_rank,
+                                  rule="market", num_threads=1)
+            exact = (check.num_valid == len(ref_ap) and np.array_equal(check.cmc, ref_cmc)
+                     and float(np.max(np.abs(check.ap - ref_ap), initial=0.0)) <= 1e-12
+                     and np.array_equal(first.ap[:check.num_valid], check.ap))
+            print(f"{case}: ours vs float64 stable-argsort reference on the first {k} queries: "
+                  f"{'identical' if exact else 'DIFFERENT'} (every CMC rank equal, AP within 1e-12)")
+            if not exact:
+                failures.append(f"ours differs from the stable-order reference on the {case} case")
+        for n in args.threads:
+            res = ours[case, n]
+            if not (np.array_equal(res.cmc, first.cmc) and res.mAP == first.mAP and res.mINP == first.mINP):
+                failures.append(f"{case}: results with {n} threads differ from {args.threads[0]} thread(s)")
+    if failures:
+        raise SystemExit("FAIL: " + "; ".join(failures))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
 """The ``ckda`` command: run the VI-LReID leaderboard, write the leaderboard and plots, generate and check data.
 
-    ckda run --methods ckda,finetune --seeds 0 1 --preset cpu --data synthetic --out results/RUN [--resume]
-    ckda leaderboard RUN_DIR... [--out DIR]
-    ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf]
+    ckda run --methods ckda,finetune --seeds 0 1 --preset cpu --data synthetic --out results/RUN [--resume [--resume-override]]
+    ckda run --methods 'ckda,ckda[no_msp],ckda[no_cka+no_merge],ewc[ewc_lambda=100]' ... (variants: runner/variants.py)
+    ckda ablate --seeds 0 1 2 --preset cpu --out results/ABL [--quirks]   (CKDA and every ablation of spec section 8)
+    ckda eval RUN_DIR... --protocol full [--datasets regdb,sysu]          (re-score kept per-session models)
+    ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
+    ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf] [--merge-precisions]
     ckda data synth --out DIR [--seed N] [--scale S]
-    ckda data check ROOT
+    ckda data check ROOT [--deep [--workers N] [--no-progress]]
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,29 +25,21 @@ DEFAULT_SYNTHETIC_DIR = Path("data") / "synthetic"
 
 
 def _methods(text: str) -> list[str]:
-    from ckda_avalanche.runner.config import ALL_METHODS
+    from ckda_avalanche.runner.overrides import ConfigError
+    from ckda_avalanche.runner.variants import parse_method_list
 
-    if text == "all":
-        return list(ALL_METHODS)
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of methods, or 'all'")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"method listed twice in {text!r}")
-    return names
+    try:
+        return parse_method_list(text)  # names, variants (ckda[no_msp]) and shorthands (all, ablations, quirks)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _resolve_config(args: argparse.Namespace):
-    from ckda_avalanche.runner.config import get_preset
-    from ckda_avalanche.runner.overrides import apply_overrides, load_config_file
+    from ckda_avalanche.runner.validate import load_run_config
 
-    config = get_preset(args.preset)
-    if args.config:
-        config = apply_overrides(config, load_config_file(args.config), where=str(args.config))
+    config = load_run_config(args.preset, args.config or None)  # errors name the file and the dotted field
     if args.pretrained:
-        if not Path(args.pretrained).is_file():
-            raise SystemExit(f"--pretrained {args.pretrained}: no such file")
-        config = dataclasses.replace(config, pretrained=str(args.pretrained))
+        config = dataclasses.replace(config, pretrained=str(args.pretrained))  # checked by validate_run
     return config
 
 
@@ -63,46 +60,124 @@ def _data_root(args: argparse.Namespace, config) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Validate the whole run first (one-line errors; nothing trained or written), lock OUT, then train and report."""
+    from ckda_avalanche.runner.lock import RunLock
+    from ckda_avalanche.runner.validate import validate_run
+
+    _executor_options(args)  # bad --executor/--ray-address/--cpus-per-run/--gpus-per-run: fail before anything
+    validate_run(config=_resolve_config(args), methods=args.methods, seeds=args.seeds, out=args.out, data=args.data,
+                 synthetic_dir=args.synthetic_dir, resume=args.resume, override=args.resume_override,
+                 config_file=args.config or None, pretrained_flag=args.pretrained, device=args.device,
+                 formats=args.formats)
+    with RunLock(Path(args.out)):
+        return _train_and_report(args)
+
+
+def _executor_options(args: argparse.Namespace):
+    from ckda_avalanche.runner.executors import ExecutorOptions
+
+    return ExecutorOptions(executor=args.executor, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
+                           gpus_per_run=args.gpus_per_run, max_retries=args.max_retries,
+                           progress=not args.no_progress)
+
+
+def _train_and_report(args: argparse.Namespace) -> int:
+    from ckda_avalanche.reporting.ablation import write_ablation
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
     from ckda_avalanche.reporting.plots import plot_runs
-    from ckda_avalanche.runner.executors import ExecutorOptions, run_grid
-    from ckda_avalanche.runner.worker_fault import FAULT_ENV
+    from ckda_avalanche.runner.executors import run_grid
     from ckda_avalanche.runner.run_task import RunTask
+    from ckda_avalanche.runner.variants import base_method, resolve_methods
+    from ckda_avalanche.runner.worker_fault import FAULT_ENV
     from ckda_avalanche.strategies import STRATEGIES
 
-    unknown = [m for m in args.methods if m not in STRATEGIES]
+    unknown = [m for m in args.methods if base_method(m) not in STRATEGIES]
     if unknown:
         raise SystemExit(f"--methods: unknown {unknown}; available: {sorted(STRATEGIES)}")
-    options = ExecutorOptions(executor=args.executor, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
-                              gpus_per_run=args.gpus_per_run, max_retries=args.max_retries,
-                              progress=not args.no_progress)
     config = _resolve_config(args)
+    args.methods = [m.name for m in resolve_methods(args.methods, config.method_overrides)]  # canonical names
     root = _data_root(args, config)
     out = Path(args.out)
+    options = _executor_options(args)
     started = time.perf_counter()
     jobs = [(m, s) for m in args.methods for s in args.seeds]
     tasks = [RunTask(method=method, seed=seed, run_name=out.name, run_dir=out / method / f"seed{seed}",
                      config=config, data_root=root, resume=args.resume, device=args.device,
                      threads=options.threads(), loggers=tuple(args.logger or ()), progress=not args.no_progress,
+                     keep_sessions=args.keep_session_checkpoints, override=args.resume_override,
                      executor=args.executor, fault=os.environ.get(FAULT_ENV) or None)
              for method, seed in jobs]
     run_grid(tasks, options)
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
+    if args.keep_session_checkpoints:
+        _print_kept_size(out, args.methods, args.seeds)
     csv_path, md_path = write_leaderboard([out], out)
+    ablation = write_ablation([out], out)
     plots = plot_runs([out], out / "plots", formats=tuple(args.formats))
     print(md_path.read_text(encoding="utf-8"))
     print(f"leaderboard: {md_path} and {csv_path}")
+    if ablation is not None:
+        print(f"ablation table: {ablation[1]} and {ablation[0]}")
     print("plots:\n" + "\n".join(f"  {p}" for p in plots))
     return 0
 
 
+def _print_kept_size(out: Path, methods: Sequence[str], seeds: Sequence[int]) -> None:
+    from ckda_avalanche.runner.session_models import kept_sessions, session_models_bytes
+
+    dirs = [out / m / f"seed{s}" for m in methods for s in seeds]
+    total = sum(session_models_bytes(d) for d in dirs)
+    files = sum(len(kept_sessions(d)) for d in dirs)
+    print(f"kept per-session models: {files} file(s), {total / 2**20:.1f} MiB in {out}/<method>/seed<k>/sessions/ "
+          f"({total / max(files, 1) / 2**20:.2f} MiB per session)", flush=True)
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from ckda_avalanche.runner.variants import QUIRK_METHODS
+
+    if args.quirks:
+        args.methods = list(args.methods) + [m for m in QUIRK_METHODS if m not in args.methods]
+    return cmd_run(args)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ckda_avalanche.runner.reevaluate import RescoreConflictError, reevaluate
+
+    roots: dict[tuple[float, int], Path] = {}
+
+    def data_root(config) -> Path:  # synthetic data is generated (or checked) once per (scale, seed)
+        key = (config.synthetic_scale, config.synthetic_seed)
+        if key not in roots:
+            roots[key] = _data_root(args, config)
+        return roots[key]
+
+    requested = None if args.datasets is None else args.datasets.split(",")
+    started = time.perf_counter()
+    try:
+        done = reevaluate(args.runs, protocol=args.protocol, datasets=requested, data_root=data_root,
+                          device=args.device, replace=args.replace, progress=args.verbose)
+    except RescoreConflictError as exc:
+        print(f"ckda: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"re-scored {len(done)} run(s) in {time.perf_counter() - started:.0f} s; `ckda leaderboard "
+          f"{' '.join(map(str, args.runs))}` ranks them per protocol", flush=True)
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from ckda_avalanche.reporting.ablation import write_ablation
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
 
     out = Path(args.out) if args.out else Path(args.runs[0])
-    csv_path, md_path = write_leaderboard([Path(r) for r in args.runs], out)
+    sources = [Path(r) for r in args.runs]
+    csv_path, md_path = write_leaderboard(sources, out, merge_precisions=args.merge_precisions,
+                                          reference=args.reference)
+    ablation = write_ablation(sources, out, merge_precisions=args.merge_precisions)
     print(md_path.read_text(encoding="utf-8"))
     print(f"leaderboard: {md_path} and {csv_path}")
+    if ablation is not None:
+        print(ablation[1].read_text(encoding="utf-8"))
+        print(f"ablation table: {ablation[1]} and {ablation[0]}")
     return 0
 
 
@@ -110,7 +185,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.plots import plot_runs
 
     out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
-    for path in plot_runs([Path(r) for r in args.runs], out, formats=tuple(args.formats)):
+    for path in plot_runs([Path(r) for r in args.runs], out, formats=tuple(args.formats),
+                          merge_precisions=args.merge_precisions):
         print(path)
     return 0
 
@@ -126,21 +202,31 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from ckda_avalanche.benchmarks.datasets import check_root, format_check_report
+    from ckda_avalanche.benchmarks.datasets import check_root, deep_check, format_check_report, format_deep_report
 
+    if getattr(args, "deep", False):
+        if args.workers is not None and args.workers < 1:
+            raise SystemExit(f"--workers: expected >= 1, got {args.workers}")
+        report = deep_check(args.root, workers=args.workers, progress=not args.no_progress)
+        print(format_deep_report(report))
+        return 0 if report.ok else 1
     reports = check_root(args.root)
     print(format_check_report(reports))
     return 1 if any(r.error for r in reports) or not reports else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ckda_avalanche.runner.config import ALL_METHODS
+
     parser = argparse.ArgumentParser(prog="ckda", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train and evaluate methods over the VI-LReID stream, then rank and plot them")
     run.add_argument("--methods", type=_methods, default=_methods("all"),
-                     help="comma-separated methods, or 'all' (default)")
-    run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
+                     help="comma-separated methods, variants such as 'ckda[no_cka+no_merge]' (quote: [ ] are glob "
+                          "characters), or the shorthands all (default), ablations, quirks; methods: "
+                          + ", ".join(ALL_METHODS))
+    run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds, integers >= 0 (default: 0)")
     run.add_argument("--preset", default="cpu", help="run preset: cpu (default), paper or test")
     run.add_argument("--config", help="YAML/JSON file overriding RunConfig fields (nested: train, method_overrides)")
     run.add_argument("--data", default="synthetic",
@@ -150,9 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pretrained", help="local ImageNet ViT checkpoint (.pth, .safetensors or .npz)")
     run.add_argument("--out", required=True, help="run folder (OUT/<method>/seed<k>/ per run)")
     run.add_argument("--resume", action="store_true", help="continue runs in OUT from their last finished session")
+    run.add_argument("--resume-override", action="store_true",
+                     help="with --resume: continue even though the settings differ from a run's config.json (the "
+                          "change is recorded there); without it such a resume is refused with the differences")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     run.add_argument("--formats", nargs="+", default=["png"], help="plot formats (png, svg, pdf)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--keep-session-checkpoints", action="store_true",
+                     help="also keep the model of every session (OUT/<method>/seed<k>/sessions/) for `ckda eval`")
     run.add_argument("--executor", choices=["local", "ray"], default="local",
                      help="local: one run after the other in this process (default); ray: every (method, seed) "
                           "a Ray task, on an embedded local Ray instance or the cluster of --ray-address")
@@ -168,15 +259,48 @@ def build_parser() -> argparse.ArgumentParser:
                           "repeat for both; the tidy CSV stays the source of truth")
     run.set_defaults(func=cmd_run)
 
-    board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md from run folders")
+    ablate = sub.add_parser("ablate", help="`ckda run` over CKDA and every ablation of spec section 8 (variants)")
+    for action in run._actions:  # every option of `run` (copies: argparse actions must not be shared)
+        if action.dest not in ("help", "methods"):
+            ablate._add_action(copy.copy(action))
+    ablate.add_argument("--methods", type=_methods, default=_methods("ablations"),
+                        help="default 'ablations': ckda and ckda[<flag>] for each ablation flag of CKDAConfig")
+    ablate.add_argument("--quirks", action="store_true",
+                        help="also run the quirks of spec section 7: ckda[quirk_a], [quirk_b], [quirk_c], [quirks]")
+    ablate.set_defaults(func=cmd_ablate)
+
+    evaluate = sub.add_parser("eval", help="re-score the kept per-session models of runs, without training")
+    evaluate.add_argument("runs", nargs="+", help="run folders (OUT or OUT/<method>/seed<k>) made with "
+                                                  "--keep-session-checkpoints")
+    evaluate.add_argument("--protocol", default="full", choices=("paper", "full"),
+                          help="full (default: 10 trials, both directions, SYSU indoor and multi-shot) or paper")
+    evaluate.add_argument("--datasets", help="comma-separated test datasets (default: the run's own); a prefix of "
+                                             "the run's order, then datasets it never trained on")
+    evaluate.add_argument("--data", default="synthetic", help="'synthetic' or the datasets' folder (as for run)")
+    evaluate.add_argument("--synthetic-dir", default=str(DEFAULT_SYNTHETIC_DIR),
+                          help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR})")
+    evaluate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    evaluate.add_argument("--replace", action="store_true",
+                          help="overwrite CSV rows whose re-scored value differs (default: refuse)")
+    evaluate.add_argument("--verbose", action="store_true", help="print every dataset's trial scores")
+    evaluate.set_defaults(func=cmd_eval)
+
+    board = sub.add_parser("leaderboard", help="write leaderboard.csv/.md (and ablation.csv/.md when method "
+                                               "variants are present) from run folders")
     board.add_argument("runs", nargs="+", help="run folders or tidy CSV files")
     board.add_argument("--out", help="output folder (default: the first run folder)")
+    board.add_argument("--merge-precisions", action="store_true",
+                       help="pool seeds trained in different precisions (bf16/fp32) into one row (refused by default)")
+    board.add_argument("--reference", default="finetune",
+                       help="method every row is compared with by paired difference (default: finetune)")
     board.set_defaults(func=cmd_leaderboard)
 
     plot = sub.add_parser("plot", help="draw per-session mAP/Rank-1 curves and forgetting matrices")
     plot.add_argument("runs", nargs="+", help="run folders or tidy CSV files")
     plot.add_argument("--out", help="output folder (default: RUN_DIR/plots)")
     plot.add_argument("--formats", nargs="+", default=["png"], help="png, svg, pdf")
+    plot.add_argument("--merge-precisions", action="store_true",
+                      help="pool seeds trained in different precisions (bf16/fp32) into one curve")
     plot.set_defaults(func=cmd_plot)
 
     data = sub.add_parser("data", help="synthetic data generation and dataset checks")
@@ -187,14 +311,39 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--scale", type=float, default=1.0, help="identity-count multiplier (default 1.0)")
     synth.add_argument("--overwrite", action="store_true", help="replace existing synthetic data in OUT")
     synth.set_defaults(func=cmd_data_synth)
-    check = data_sub.add_parser("check", help="report ids/images/cameras per split, or the layout errors")
+    check = data_sub.add_parser("check", help="report ids/images/cameras per split, or the layout errors "
+                                "(--deep: decode every image and list every problem)")
     check.add_argument("root")
+    check.add_argument("--deep", action="store_true",
+                       help="also decode every image (in parallel) and list every problem with its file: leaks, "
+                            "duplicates, folder names, cameras, bit depth and modes")
+    check.add_argument("--workers", type=int, help="decoding threads for --deep (default: the usable CPUs)")
+    check.add_argument("--no-progress", action="store_true", help="no progress bar for --deep")
     check.set_defaults(func=cmd_data_check)
     return parser
 
 
+def _one_line_warnings(show):  # noqa: ANN001, ANN202 - warnings.showwarning's signature
+    """A ``warnings.showwarning`` printing a left-out run as one ``ckda: warning:`` line; others as before."""
+    from ckda_avalanche.reporting.run_checks import RunLeftOutWarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if issubclass(category, RunLeftOutWarning):
+            print(f"ckda: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -203,11 +352,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI reports known errors in one line
         from ckda_avalanche.benchmarks.errors import DatasetLayoutError
         from ckda_avalanche.benchmarks.synthetic import SyntheticParametersError
+        from ckda_avalanche.reporting.precision import MixedPrecisionError
+        from ckda_avalanche.reporting.run_checks import NoRunToReportError
         from ckda_avalanche.runner.executors import ExecutorError
+        from ckda_avalanche.runner.lock import RunLockedError
         from ckda_avalanche.runner.overrides import ConfigError
+        from ckda_avalanche.runner.run_state import RunStateError
         from ckda_avalanche.runner.session_runner import RunExistsError, RunFailedError
 
         if isinstance(exc, (DatasetLayoutError, SyntheticParametersError, ConfigError, RunExistsError, RunFailedError,
+                            MixedPrecisionError, RunStateError, RunLockedError, NoRunToReportError,
                             ExecutorError)):
             print(f"ckda: error: {exc}", file=sys.stderr)
             return 2

@@ -26,8 +26,14 @@ from avalanche.benchmarks.utils.transforms import MultiParamTransform
 from PIL import Image
 
 from .datasets import load_image
+from .datasets.images import ImageDecodeError
 from .sample import INFRARED, VISIBLE, ReIDSample
 from .transforms import ModalityAwareTransform
+
+RESUME_HINT = ("replace or remove this file (and any index line naming it), check the others with 'ckda data "
+               "check ROOT --deep', then rerun the same 'ckda run ...' command with --resume: sessions finished "
+               "before this one are kept")
+"""What an `ImageDecodeError` raised while training or evaluating tells the user to do."""
 
 ImageTransform = ModalityAwareTransform | Callable[[Any], torch.Tensor]
 """A `ModalityAwareTransform` (called as ``t(image, modality)``) or any one-argument image transform."""
@@ -36,8 +42,10 @@ ImageTransform = ModalityAwareTransform | Callable[[Any], torch.Tensor]
 class ReIDImageDataset(torch.utils.data.Dataset):
     """Plain torch dataset: item ``i`` is ``(PIL RGB image, labels[i], camid, modalities[i])`` of ``samples[i]``.
 
-    Images are decoded with the readers' ``load_image`` (RGB; single-channel infrared replicated to 3 channels),
-    which raises `DatasetLayoutError` naming the dataset and the file when an image is missing or undecodable.
+    Images are decoded with the readers' ``load_image`` (8-bit RGB; single-channel infrared replicated to 3
+    channels, 16-bit scaled, see ``datasets/images.py``). An image that is missing or cannot be decoded (empty,
+    truncated, symlink loop, ...) stops the run with an `ImageDecodeError` (a `DatasetLayoutError`) naming the file
+    and how to resume (`RESUME_HINT`); in a DataLoader worker it reaches the main process as the same type.
 
     ``modalities`` defaults to each sample's own modality; the stream passes a different list only for the LLCM
     modality-flag quirk (spec §7 b), where the model is fed the opposite flag but the sample metadata stay true.
@@ -69,7 +77,10 @@ class ReIDImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int, int, int]:
         sample = self.samples[index]
-        image = load_image(sample.path, dataset=self.dataset)
+        try:
+            image = load_image(sample.path, dataset=self.dataset)
+        except ImageDecodeError as error:
+            raise error.with_hint(RESUME_HINT) from error
         return image, self.labels[index], self.camids[index], self.modalities[index]
 
 

@@ -85,6 +85,8 @@ class ReIDExperienceInfo:
     """The evaluation protocol over `samples` (test experiences); None for train experiences."""
     modality_flipped: bool = False
     """True when the minibatch modality is the opposite of ``samples[i].modality`` (LLCM quirk, spec §7 b)."""
+    max_train_label: int | None = None
+    """Training experiences: the reader's ``max_train_label`` (LLCM quirk, spec §7 c, is 500), else None."""
 
     def to_label(self, pid: int) -> int:
         """The label of dataset pid ``pid`` in this experience."""
@@ -210,7 +212,7 @@ def vi_lreid_benchmark(
         train_infos.append(
             ReIDExperienceInfo(dataset=reader.name, split="train", num_identities=len(identities),
                                label_offset=offset, identities=identities, samples=tuple(reader.train),
-                               protocol=None)
+                               protocol=None, max_train_label=getattr(reader, "max_train_label", None))
         )
         offset += len(identities)
 

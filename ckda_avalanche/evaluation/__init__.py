@@ -9,6 +9,9 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
+    # ranking.py / distance.py: exact CMC, mAP and mINP from distances or features
+    "evaluate_rank": "ranking",
+    "evaluate_features": "ranking",
     # metrics.py: Avalanche plugin metrics
     "reid_metrics": "metrics",
     "ReIDRetrievalPluginMetric": "metrics",

@@ -14,8 +14,11 @@ small per-query "block" of gallery columns (all gallery items with the query's i
   sort, much cheaper than an argsort) and a batched ``torch.searchsorted`` of the match distances;
 * the block is handled exactly with small ``C x M x M`` comparisons on (distance, column) keys, which removes the
   dropped same-id items (Market rule) and orders the matches among themselves;
-* equal distances between a match and a non-block item (rare with real features, common in tie-heavy inputs) are
-  resolved exactly by counting, for the affected (query, match) pairs only, the equal items earlier in gallery order.
+* equal distances between a match and a non-block item (rare with real features, common in tie-heavy inputs such
+  as rounded or half-precision distances) are resolved exactly by counting, for the affected (query, match) pairs
+  only, the equal items earlier in gallery order: one vectorised comparison of the row prefix per tied match (per
+  distinct tied distance when a query has many), done in place on the row for wide galleries. On Market-sized
+  galleries this costs less than the row sort it sits next to (``benchmarks/bench_ranking.py``).
 
 Column-level drops that do not depend on identity (SYSU-MM01: camera-2 items for camera-3 queries) are handled by
 the caller, which passes only the kept columns (in gallery order, so ties keep their meaning).
@@ -27,8 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# Rows of (query, match) pairs whose non-block ties are counted at once; bounds the temporary to this many rows.
-_TIE_BATCH_ROWS = 64
+# Galleries at least this wide count each query's ties with one comparison of its row (no copy); narrower ones
+# compare whole batches of tied (query, match) pairs at once, with at most this many pair x column elements.
+_TIE_ROW_LOOP_MIN_COLUMNS = 768
+_TIE_BATCH_ELEMENTS = 1 << 20
+# A query with more tied matches than this compares its row once per distinct tied distance, not once per match.
+_TIE_DISTINCT_MIN_PAIRS = 32
 
 
 @dataclass(frozen=True)
@@ -93,17 +100,43 @@ def _query_blocks(view: GalleryView, q_pids: np.ndarray) -> tuple[np.ndarray, np
     return cols, valid
 
 
-def _non_block_ties_before(dist: np.ndarray, rows: np.ndarray, values: np.ndarray,
-                           cols: np.ndarray) -> np.ndarray:
-    """For each (row, value, col) triple: #{k < col : dist[row, k] == value} (block items included)."""
+def _equal_before_batched(dist: np.ndarray, rows: np.ndarray, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """`_equal_before` for narrow galleries: whole batches of (row, value, col) triples compared at once."""
     out = np.empty(len(rows), dtype=np.int64)
     positions = np.arange(dist.shape[1])
-    for start in range(0, len(rows), _TIE_BATCH_ROWS):
-        sl = slice(start, start + _TIE_BATCH_ROWS)
+    step = max(_TIE_BATCH_ELEMENTS // dist.shape[1], 1)
+    for start in range(0, len(rows), step):
+        sl = slice(start, start + step)
         equal = dist[rows[sl]] == values[sl, None]
         equal &= positions[None, :] < cols[sl, None]
-        out[sl] = equal.sum(axis=1)
+        out[sl] = np.count_nonzero(equal, axis=1)
     return out
+
+
+def _equal_before_by_row(dist: np.ndarray, rows: np.ndarray, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """`_equal_before` for wide galleries: one comparison of each row prefix against all its tied values."""
+    out = np.empty(len(rows), dtype=np.int64)
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(rows)) + 1, [len(rows)]))
+    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        row_values, row_cols = values[start:stop], cols[start:stop].tolist()
+        which = range(stop - start)
+        if stop - start > _TIE_DISTINCT_MIN_PAIRS:  # many tied matches: compare each distinct value once
+            row_values, inverse = np.unique(row_values, return_inverse=True)
+            which = inverse.reshape(-1).tolist()
+        equal = dist[rows[start], :max(row_cols)] == row_values[:, None]
+        out[start:stop] = [np.count_nonzero(equal[i, :c]) for i, c in zip(which, row_cols)]
+    return out
+
+
+def _equal_before(dist: np.ndarray, rows: np.ndarray, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For each (row, value, col) triple: #{k < col : dist[row, k] == value} (block items included), exactly.
+
+    `rows` must be ascending (as ``np.nonzero`` returns them). The cost is one vectorised comparison pass per
+    tied pair (at most one per distinct tied value of a row), far below a stable argsort of the row.
+    """
+    if dist.shape[1] >= _TIE_ROW_LOOP_MIN_COLUMNS:
+        return _equal_before_by_row(dist, rows, values, cols)
+    return _equal_before_batched(dist, rows, values, cols)
 
 
 def _distinct_ids_before(dist: np.ndarray, view: GalleryView, first_value: np.ndarray, first_col: np.ndarray,
@@ -165,8 +198,7 @@ def rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, view:
     non_block_equal_before = np.zeros_like(non_block_less)
     tie_rows, tie_slots = np.nonzero((non_block_equal > 0) & is_match)
     if len(tie_rows):
-        all_before = _non_block_ties_before(dist, tie_rows, match_d[tie_rows, tie_slots],
-                                            match_col[tie_rows, tie_slots])
+        all_before = _equal_before(dist, tie_rows, match_d[tie_rows, tie_slots], match_col[tie_rows, tie_slots])
         non_block_equal_before[tie_rows, tie_slots] = all_before - eq_earlier[tie_rows, tie_slots].sum(axis=1)
 
     ranks = non_block_less + non_block_equal_before + kept_before + 1

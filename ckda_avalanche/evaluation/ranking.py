@@ -15,7 +15,8 @@ Definitions (``shared/vi_lreid_protocol.md``, "Evaluation rules"):
 Ties: the gallery is ranked by ascending distance and **equal distances keep gallery order** (exactly the order of
 ``np.argsort(row, kind="stable")``). Exact ranks are computed per query chunk without sorting indices
 (see ``_rank_chunk.py``), so neither the ranking nor the features path ever holds a Q x G integer array, and
-``evaluate_features`` never holds the Q x G distance matrix.
+``evaluate_features`` never holds the Q x G distance matrix. Ties cost little: on a Market-sized matrix rounded to
+0.05 (21 distinct values) ranking takes about 1.1-1.3x the time of a tie-free one (``benchmarks/bench_ranking.py``).
 """
 from __future__ import annotations
 

@@ -13,13 +13,16 @@ trial           trial name; ``mean`` for the mean over trials; ``-`` for stream-
 metric          ``mAP``, ``Rank1``, ``Rank5``, ``Rank10``, ``mINP``, ``forgetting/mAP``, ``forgetting/Rank1``,
                 ``bwt/mAP``, ``bwt/Rank1``; run-level rows written by the runner: ``memory_bytes/<kind>`` (bytes
                 kept between sessions after session ``train_exp``), ``train_time_s`` (seconds spent training
-                session ``train_exp``, one row per session)
+                session ``train_exp``, one row per session), ``precision/<name>`` (value 1.0: session
+                ``train_exp`` ran in precision ``fp32``, ``bf16`` or ``fp16``; `PRECISION_METRIC_PREFIX`)
 value           float; retrieval scores are fractions in [0, 1] (reports display percent)
 ==============  =========================================================================================
 
-Writes are append-only and flushed after every callback, so a crash loses nothing already evaluated. On resume the
-runner calls `truncate_after_train_exp` (atomic rewrite) and starts a new `TidyCSVLogger` on the same file, which
-appends after checking the header.
+Writes are append-only and flushed after every callback, so a crash loses nothing already evaluated. A new logger
+refuses a file that already holds rows (``mode="new"``, the default: a second run would mix its rows with another
+run's); ``mode="overwrite"`` starts the file afresh. On resume the runner calls `truncate_after_train_exp` (atomic
+rewrite) and starts a new `TidyCSVLogger` on the same file with ``mode="append"``, which checks the header and that
+every existing row belongs to the same run (run, method, seed, protocol).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from avalanche.logging import BaseLogger
@@ -40,13 +43,18 @@ if TYPE_CHECKING:
     from avalanche.evaluation.metric_results import MetricValue
 
 __all__ = [
-    "TIDY_COLUMNS", "TidyCSVLogger", "tidy_rows_from_csv", "truncate_after_train_exp", "append_extra_rows",
+    "LOGGER_MODES", "TIDY_COLUMNS", "TidyCSVLogger", "tidy_rows_from_csv", "truncate_after_train_exp",
+    "append_extra_rows",
 ]
 
 TIDY_COLUMNS: tuple[str, ...] = (
     "run", "method", "seed", "train_exp", "eval_dataset", "protocol", "trial", "metric", "value",
 )
 """Column names of the tidy CSV, in file order."""
+PRECISION_METRIC_PREFIX = "precision/"
+"""Metric prefix of the run-level rows that record a session's precision (``precision/bf16``, value 1.0)."""
+LOGGER_MODES: tuple[str, ...] = ("new", "append", "overwrite")
+"""What `TidyCSVLogger` does with a file that already holds rows: refuse, continue the same run, start afresh."""
 
 
 def _format_row(row: Mapping[str, object], where: str) -> list[str]:
@@ -98,14 +106,17 @@ def _append(path: Path, rows: Sequence[list[str]]) -> None:
 class TidyCSVLogger(BaseLogger):
     """Avalanche logger writing every `ReIDMetricValue` as a tidy row (other metric values are not its business).
 
-    Works side by side with ``InteractiveLogger`` / ``TensorBoardLogger``. Creates ``path`` with its header, or
-    appends to an existing tidy CSV (resume). Values of periodic evaluations inside ``train()`` are plain
-    `MetricValue`s (see `evaluation.metrics`) and are therefore not written.
+    Works side by side with ``InteractiveLogger`` / ``TensorBoardLogger``. Creates ``path`` with its header. A file
+    that already holds rows is refused with ``mode="new"`` (default), started afresh with ``mode="overwrite"``, and
+    continued with ``mode="append"`` (resume: every existing row must belong to this run, i.e. the same run, method,
+    seed and protocol). Values of periodic evaluations inside ``train()`` are plain `MetricValue`s (see
+    `evaluation.metrics`) and are therefore not written.
     """
 
     def __init__(
         self, path: str | os.PathLike[str], *, run: str, method: str, seed: int,
         dataset_names: Sequence[str] | None = None, protocol: str,
+        mode: Literal["new", "append", "overwrite"] = "new",
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -114,12 +125,36 @@ class TidyCSVLogger(BaseLogger):
             if not value:
                 raise ValueError(f"TidyCSVLogger: {field} must be a non-empty string")
         self.dataset_names = None if dataset_names is None else tuple(str(d) for d in dataset_names)
+        if mode not in LOGGER_MODES:
+            raise ValueError(f"TidyCSVLogger: mode must be one of {LOGGER_MODES}, got {mode!r}")
+        if mode == "overwrite" and self.path.exists():
+            self.path.unlink()
         if self.path.exists() and self.path.stat().st_size > 0:
             _check_header(self.path)
+            self._check_existing_rows(mode)
         else:
             _append(self.path, [])
         self.rows_written = 0
         """Rows written by this logger instance."""
+
+    def _check_existing_rows(self, mode: str) -> None:
+        existing = tidy_rows_from_csv(self.path)
+        if existing.empty:
+            return
+        if mode == "new":
+            first = existing.iloc[0]
+            raise ValueError(
+                f"{self.path} already holds {len(existing)} rows (run {first['run']!r}, method {first['method']!r}, "
+                f"seed {first['seed']}); a new run would mix its scores with them: write to another file, delete "
+                f"this one, or pass mode='overwrite' to start it afresh (mode='append' continues that same run)")
+        mine = ((existing["run"] == self.run) & (existing["method"] == self.method)
+                & (existing["seed"] == self.seed) & (existing["protocol"] == self.protocol))
+        if not mine.all():
+            other = existing[~mine].iloc[0]
+            raise ValueError(
+                f"{self.path} holds rows of another run (run {other['run']!r}, method {other['method']!r}, seed "
+                f"{other['seed']}, protocol {other['protocol']!r}); this logger records run {self.run!r}, method "
+                f"{self.method!r}, seed {self.seed}, protocol {self.protocol!r} and only appends to its own run")
 
     def _row(self, mval: ReIDMetricValue) -> list[str]:
         allowed = ("seen_avg",) if self.dataset_names is None else ("seen_avg", *self.dataset_names)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from ckda_avalanche.losses.numerics import float32_loss
 
 __all__ = ["AffinityTerms", "prototype_distribution", "affinity_matrix", "affinity_kl", "cka_terms", "cka_loss"]
 
@@ -24,18 +25,26 @@ class AffinityTerms(NamedTuple):
     """Visible samples vs infrared prototypes and infrared vs visible, averaged."""
 
 
+@float32_loss
 def prototype_distribution(features: torch.Tensor, prototypes: torch.Tensor, *, tau: float = 0.1) -> torch.Tensor:
     """r(u, Q) = softmax_k(cos(u, q_k) / tau), (B, K)."""
-    cos = F.normalize(features.float(), dim=1) @ F.normalize(prototypes.float(), dim=1).t()
+    cos = F.normalize(features, dim=1) @ F.normalize(prototypes, dim=1).t()
     return torch.softmax(cos / tau, dim=1)
 
 
-def affinity_matrix(distributions: torch.Tensor, *, scale: float = 0.1) -> torch.Tensor:
-    """Log of A_ab = softmax_b(scale * cos(r_a, r_b)), (B, B); log-space so KL is stable."""
+def _cosines(distributions: torch.Tensor) -> torch.Tensor:
+    """cos(r_a, r_b) of the rows of ``distributions``, (B, B)."""
     r = F.normalize(distributions, dim=1)
-    return torch.log_softmax(scale * (r @ r.t()), dim=1)
+    return r @ r.t()
 
 
+@float32_loss
+def affinity_matrix(distributions: torch.Tensor, *, scale: float = 0.1) -> torch.Tensor:
+    """Log of A_ab = softmax_b(scale * cos(r_a, r_b)), (B, B)."""
+    return torch.log_softmax(scale * _cosines(distributions), dim=1)
+
+
+@float32_loss
 def affinity_kl(
     student: torch.Tensor,
     teacher: torch.Tensor,
@@ -44,13 +53,27 @@ def affinity_kl(
     scale: float = 0.1,
     tau: float = 0.1,
 ) -> torch.Tensor:
-    """KL(A~ || A) with batch-mean reduction for one modality group against one prototype set."""
-    log_a = affinity_matrix(prototype_distribution(student, prototypes, tau=tau), scale=scale)
+    """KL(A~ || A) with batch-mean reduction for one modality group against one prototype set.
+
+    Computed from the difference of the two cosine matrices rather than from two log-softmax matrices: at the
+    published s = 0.1 every log A_ab is about -log B while the KL is about 1e-7, so subtracting two rounded
+    log-softmaxes leaves float32 noise as large as the loss itself. With c, c~ the student's and teacher's cosines
+    and delta = s (c~ - c): log A~_ab - log A_ab = delta_ab - d_a, where d_a = log sum_b A_ab exp(delta_ab) is
+    evaluated as log1p(sum_b A_ab expm1(delta_ab)) (accurate for small delta; a plain log-sum-exp otherwise).
+    """
+    cos = _cosines(prototype_distribution(student, prototypes, tau=tau))
     with torch.no_grad():
-        log_a_teacher = affinity_matrix(prototype_distribution(teacher.detach(), prototypes, tau=tau), scale=scale)
-    return F.kl_div(log_a, log_a_teacher, reduction="batchmean", log_target=True)
+        cos_teacher = _cosines(prototype_distribution(teacher.detach(), prototypes, tau=tau))
+        a_teacher = torch.softmax(scale * cos_teacher, dim=1)
+    delta = scale * (cos_teacher - cos)
+    log_a = torch.log_softmax(scale * cos, dim=1)
+    shift = (log_a.exp() * torch.expm1(delta)).sum(1, keepdim=True)
+    small = shift.abs() < 0.5
+    d = torch.where(small, torch.log1p(shift.clamp(-0.5, 0.5)), torch.logsumexp(log_a + delta, dim=1, keepdim=True))
+    return (a_teacher * (delta - d)).sum(1).mean()
 
 
+@float32_loss
 def cka_terms(
     student: torch.Tensor,
     teacher: torch.Tensor,
@@ -85,6 +108,7 @@ def cka_terms(
     )
 
 
+@float32_loss
 def cka_loss(terms: AffinityTerms, *, intra_weight: float, inter_weight: float) -> torch.Tensor:
     """intra_weight * L_intra + inter_weight * L_inter (published: beta (1-mu) and beta mu with beta=1, mu=0.5)."""
     return intra_weight * terms.intra + inter_weight * terms.inter

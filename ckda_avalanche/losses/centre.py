@@ -12,6 +12,7 @@ from typing import NamedTuple
 import torch
 
 from ckda_avalanche.losses.triplet import cross_batch_hard_triplet
+from ckda_avalanche.losses.numerics import float32_loss
 
 __all__ = ["CentreTerms", "modality_centres", "cross_modal_centre_terms", "centre_term"]
 
@@ -25,6 +26,7 @@ class CentreTerms(NamedTuple):
     """L_cross: visible samples vs infrared centres and visible centres vs infrared samples, averaged."""
 
 
+@float32_loss
 def modality_centres(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean feature per label, returned as (centres (n, D), labels (n,)), labels sorted ascending."""
     unique, inverse = torch.unique(labels, sorted=True, return_inverse=True)
@@ -34,6 +36,7 @@ def modality_centres(features: torch.Tensor, labels: torch.Tensor) -> tuple[torc
     return sums / counts, unique
 
 
+@float32_loss
 def cross_modal_centre_terms(
     features: torch.Tensor, labels: torch.Tensor, modality: torch.Tensor, *, margin: float = 0.1
 ) -> CentreTerms:
@@ -46,8 +49,8 @@ def cross_modal_centre_terms(
     zero = features.sum() * 0.0
     if not bool(visible.any()) or not bool(infrared.any()):
         return CentreTerms(zero, zero)
-    feat_v, lab_v = features[visible].float(), labels[visible]
-    feat_i, lab_i = features[infrared].float(), labels[infrared]
+    feat_v, lab_v = features[visible], labels[visible]
+    feat_i, lab_i = features[infrared], labels[infrared]
     cent_v, ids_v = modality_centres(feat_v, lab_v)
     cent_i, ids_i = modality_centres(feat_i, lab_i)
     cent = 0.5 * (
@@ -61,6 +64,7 @@ def cross_modal_centre_terms(
     return CentreTerms(cent, cross)
 
 
+@float32_loss
 def centre_term(terms: CentreTerms, *, w_new: float = 1.0, c: float = 0.5) -> torch.Tensor:
     """w_new * ((1 - c) * L_cent + c * L_cross), the weighting of spec section 4.3."""
     return w_new * ((1.0 - c) * terms.cent + c * terms.cross)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ckda_avalanche.losses.lwf import rowwise_kl, batch_affinity
+from ckda_avalanche.losses.numerics import float32_loss
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class DistributionPrototypes:
         )
 
 
+@float32_loss
 @torch.no_grad()
 def identity_distributions(
     features: torch.Tensor, labels: torch.Tensor, modality: torch.Tensor | None = None
@@ -74,7 +76,7 @@ def identity_distributions(
         raise ValueError("identity_distributions: no features")
     if modality is not None and modality.shape != labels.shape:
         raise ValueError(f"identity_distributions: modality must be {tuple(labels.shape)}, got {tuple(modality.shape)}")
-    feats = F.normalize(features.float(), dim=1)
+    feats = F.normalize(features, dim=1)
     labels = labels.long()
     mods = modality.long() if modality is not None else torch.full_like(labels, -1)
     keys = torch.stack([labels, mods], dim=1)
@@ -87,6 +89,7 @@ def identity_distributions(
     return DistributionPrototypes(labels=uniq[:, 0].clone(), modality=uniq[:, 1].clone(), mean=mean, std=std)
 
 
+@float32_loss
 def sample_prototype_features(
     prototypes: DistributionPrototypes, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -97,6 +100,7 @@ def sample_prototype_features(
     return F.normalize(prototypes.mean + noise * prototypes.std, dim=1)
 
 
+@float32_loss
 def prototype_affinity_distillation_loss(
     features: torch.Tensor,
     prototype_samples: torch.Tensor,
@@ -112,8 +116,8 @@ def prototype_affinity_distillation_loss(
         )
     if lambda_1 <= 0:
         raise ValueError(f"prototype_affinity_distillation_loss: lambda_1 must be > 0, got {lambda_1}")
-    f = F.normalize(features.float(), dim=1)
-    relation = torch.softmax(f @ F.normalize(prototype_samples.float(), dim=1).t() / lambda_1, dim=1)
+    f = F.normalize(features, dim=1)
+    relation = torch.softmax(f @ F.normalize(prototype_samples, dim=1).t() / lambda_1, dim=1)
     a_proto = batch_affinity(relation, temperature=lambda_2)
     a_new = batch_affinity(f, temperature=lambda_2)
     return rowwise_kl(a_proto, a_new)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import torch
+from ckda_avalanche.losses.numerics import float32_loss
 
 
+@float32_loss
 def ewc_penalty(
     named_parameters: Iterable[tuple[str, torch.Tensor]],
     anchors: Mapping[str, torch.Tensor],

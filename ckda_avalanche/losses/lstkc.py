@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ckda_avalanche.losses.lwf import rowwise_kl, batch_affinity
+from ckda_avalanche.losses.numerics import float32_loss
 
 
 def _row_thresholds(affinity: torch.Tensor, same: torch.Tensor, eye: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,6 +48,7 @@ def _correct_mask(affinity: torch.Tensor, same: torch.Tensor, eye: torch.Tensor,
     return pos_ok | neg_ok
 
 
+@float32_loss
 def rectified_affinity_target(a_new: torch.Tensor, a_old: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The LSTKC distillation target: the old affinity with the entries it gets wrong rectified (see module doc).
 
@@ -78,6 +80,7 @@ def rectified_affinity_target(a_new: torch.Tensor, a_old: torch.Tensor, labels: 
     return target / target.sum(dim=1, keepdim=True)
 
 
+@float32_loss
 def rectified_affinity_distillation_loss(
     student_features: torch.Tensor,
     teacher_features: torch.Tensor,
@@ -91,6 +94,7 @@ def rectified_affinity_distillation_loss(
     return rowwise_kl(rectified_affinity_target(a_new, a_old, labels), a_new)
 
 
+@float32_loss
 @torch.no_grad()
 def affinity_discrepancy_fusion_weight(
     new_features: torch.Tensor,
@@ -112,8 +116,8 @@ def affinity_discrepancy_fusion_weight(
     n = new_features.shape[0]
     if n == 0:
         raise ValueError("affinity_discrepancy_fusion_weight: no features")
-    new_n = F.normalize(new_features.float(), dim=1)
-    old_n = F.normalize(old_features.float(), dim=1)
+    new_n = F.normalize(new_features, dim=1)
+    old_n = F.normalize(old_features, dim=1)
     total = 0.0
     for start in range(0, n, chunk_size):
         rows = slice(start, start + chunk_size)

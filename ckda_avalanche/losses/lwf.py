@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from ckda_avalanche.losses.numerics import float32_loss
 
 
+@float32_loss
 def batch_affinity(features: torch.Tensor, *, temperature: float) -> torch.Tensor:
     """Row-stochastic affinity ``softmax_j(cos(f_i, f_j) / temperature)`` of a batch of features ``(B, D)``.
 
@@ -26,10 +28,11 @@ def batch_affinity(features: torch.Tensor, *, temperature: float) -> torch.Tenso
         raise ValueError(f"batch_affinity: features must be (B, D), got shape {tuple(features.shape)}")
     if temperature <= 0:
         raise ValueError(f"batch_affinity: temperature must be > 0, got {temperature}")
-    normed = F.normalize(features.float(), dim=1)
+    normed = F.normalize(features, dim=1)
     return torch.softmax(normed @ normed.t() / temperature, dim=1)
 
 
+@float32_loss
 def rowwise_kl(target: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
     """``KL(target || affinity)`` averaged over rows (``batchmean``) for row-stochastic ``(B, B)`` matrices."""
     if target.shape != affinity.shape:
@@ -38,6 +41,7 @@ def rowwise_kl(target: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
     return F.kl_div(log_affinity, target, reduction="batchmean")
 
 
+@float32_loss
 def affinity_distillation_loss(
     student_features: torch.Tensor, teacher_features: torch.Tensor, *, temperature: float = 0.1
 ) -> torch.Tensor:
@@ -54,6 +58,7 @@ def affinity_distillation_loss(
     return rowwise_kl(target, batch_affinity(student_features, temperature=temperature))
 
 
+@float32_loss
 def logit_distillation_loss(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, temperature: float = 2.0
 ) -> torch.Tensor:
@@ -69,6 +74,6 @@ def logit_distillation_loss(
         )
     if temperature <= 0:
         raise ValueError(f"logit_distillation_loss: temperature must be > 0, got {temperature}")
-    log_p = torch.log_softmax(student_logits.float() / temperature, dim=1)
-    q = torch.softmax(teacher_logits.detach().float() / temperature, dim=1)
+    log_p = torch.log_softmax(student_logits / temperature, dim=1)
+    q = torch.softmax(teacher_logits.detach() / temperature, dim=1)
     return F.kl_div(log_p, q, reduction="batchmean")

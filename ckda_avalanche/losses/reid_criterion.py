@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ckda_avalanche.losses.centre import centre_term, cross_modal_centre_terms
+from ckda_avalanche.losses.numerics import float32_loss
 from ckda_avalanche.losses.triplet import batch_hard_triplet
 from ckda_avalanche.models.output import ReIDOutput
 
@@ -63,7 +64,9 @@ class ReIDCriterion:
 
     ``output`` is a :class:`ReIDOutput` in training mode (``targets`` are session-local labels); in eval mode it is a
     plain feature tensor and the criterion returns a grad-free zero, because Avalanche also evaluates the criterion at
-    eval time with identities the classifier does not know.
+    eval time with identities the classifier does not know. The maths runs in float32 even inside an autocast
+    region (`ckda_avalanche.losses.numerics.float32_loss`). A training-mode output without logits is an error while
+    ``id_weight > 0`` (a model built without a classifier must not train silently without the identity loss).
     """
 
     def __init__(self, *, config: ReIDLossConfig = ReIDLossConfig()) -> None:
@@ -71,6 +74,7 @@ class ReIDCriterion:
         self.last_terms: ReIDLossTerms | None = None
         """Terms of the most recent training-mode call."""
 
+    @float32_loss
     def __call__(self, output: ReIDOutput | torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if isinstance(output, torch.Tensor):
             return torch.zeros((), device=output.device)
@@ -79,10 +83,15 @@ class ReIDCriterion:
         cfg = self.config
         feat, modality = output.feat, output.modality
         targets = targets.to(feat.device).long()
-        zero = feat.float().sum() * 0.0
+        zero = feat.sum() * 0.0
         identity = zero
+        if output.logits is None and cfg.id_weight > 0:
+            raise ValueError(
+                f"ReIDCriterion: the model returned no identity logits (no classifier) but the identity loss has "
+                f"weight {cfg.id_weight}; give the model a classifier (create_model(..., num_classes=N) or "
+                "model.reset_classifier(N)), or use ReIDLossConfig(id_weight=0) to train without the identity loss")
         if output.logits is not None and cfg.id_weight > 0:
-            logits = output.logits.float()
+            logits = output.logits
             if int(targets.max()) >= logits.shape[1] or int(targets.min()) < 0:
                 raise ValueError(
                     f"ReIDCriterion: targets span [{int(targets.min())}, {int(targets.max())}] but the classifier has "

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from ckda_avalanche.losses.numerics import float32_loss
 
 __all__ = ["euclidean_distances", "batch_hard_triplet", "cross_batch_hard_triplet"]
 
 
+@float32_loss
 def euclidean_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise Euclidean distances (|a|, |b|), with a small floor under the square root for finite gradients."""
-    a = a.float()
-    b = b.float()
     squared = (a * a).sum(1, keepdim=True) + (b * b).sum(1).unsqueeze(0) - 2.0 * a @ b.t()
     return squared.clamp_min(1e-12).sqrt()
 
 
+@float32_loss
 def cross_batch_hard_triplet(
     anchors: torch.Tensor,
     anchor_labels: torch.Tensor,
@@ -52,6 +53,7 @@ def cross_batch_hard_triplet(
     return losses.mean()
 
 
+@float32_loss
 def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, *, margin: float = 0.1) -> torch.Tensor:
     """Batch-hard triplet over all samples of the batch (CKDA L_tri, both modalities together).
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ckda_avalanche.losses.l2p import key_pull_loss
+
 from .output import ReIDOutput
 from .vit_reid import ViTReID
 
@@ -66,9 +68,8 @@ class PromptPool(nn.Module):
         if query.ndim != 2 or query.shape[1] != self.keys.shape[1]:
             raise ValueError(f"PromptPool.select: query must be (B, {self.keys.shape[1]}), got {tuple(query.shape)}")
         cos = F.normalize(query.detach(), dim=1) @ F.normalize(self.keys, dim=1).t()  # (B, M)
-        top_cos, idx = cos.topk(self.config.top_n, dim=1)
-        pull = (1.0 - top_cos).sum(dim=1).mean()
-        return idx, pull
+        idx = cos.topk(self.config.top_n, dim=1).indices
+        return idx, key_pull_loss(query, self.keys, idx)
 
     def tokens(self, indices: torch.Tensor) -> torch.Tensor:
         """Selected prompts as extra tokens (B, N * L_p, D)."""

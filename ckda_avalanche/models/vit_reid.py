@@ -242,7 +242,8 @@ class ViTReID(nn.Module, BaseModel):
         if modality is None:
             raise ValueError(
                 "ViTReID needs the modality of every sample (0 visible, 1 infrared): call model(x, modality), or "
-                "set model.batch_modality (plugins.ReIDBatchPlugin does this for plain Avalanche strategies)")
+                "set model.batch_modality (plugins.ReIDBatchPlugin does this around the strategy's own forward "
+                "only; code that calls the model elsewhere, e.g. an Avalanche plugin, must pass the modality)")
         if not isinstance(modality, torch.Tensor):
             raise TypeError(f"modality must be a (B,) integer tensor, got {type(modality).__name__}")
         if modality.ndim != 1 or modality.shape[0] != x.shape[0]:

@@ -100,6 +100,10 @@ class CKAPlugin(SupervisedPlugin):
         strategy.loss = strategy.loss + cka_loss(terms, intra_weight=self.intra_weight,
                                                  inter_weight=self.inter_weight)
 
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        """Unweighted L_intra and L_inter of the last iteration (empty when CKA was not computed)."""
+        return {} if self.last_terms is None else {"cka_intra": self.last_terms[0], "cka_inter": self.last_terms[1]}
+
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if not self.teacher.refreshed or self.teacher.model is None:
             raise RuntimeError("CKAPlugin ran before its TeacherPlugin at the end of the session: the prototypes must "

@@ -96,6 +96,10 @@ class DKPPlugin(SupervisedPlugin):
         self.last_term = float(term.detach())
         strategy.loss += self.config.af_weight * term
 
+    def loss_terms(self) -> dict[str, float]:
+        """The unweighted term of the last iteration."""
+        return {} if self._active is None or self.config.af_weight == 0 else {"dkp_affinity": self.last_term}
+
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         check_merged_before(strategy, "DKPPlugin")
         feats, labels, modality = extract_features(

@@ -98,3 +98,7 @@ class L2PPlugin(SupervisedPlugin):
         self.last_pull = float(pull.detach())
         strategy.loss += self.config.pull_weight * pull
 
+    def loss_terms(self) -> dict[str, float]:
+        """The unweighted key-pull term of the last iteration."""
+        return {"l2p_key_pull": self.last_pull}
+

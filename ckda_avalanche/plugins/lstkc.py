@@ -84,6 +84,10 @@ class LSTKCPlugin(SupervisedPlugin):
         self.last_term = float(term.detach())
         strategy.loss += self.config.af_weight * term
 
+    def loss_terms(self) -> dict[str, float]:
+        """The unweighted term of the last iteration."""
+        return {} if self.old.model is None or self.config.af_weight == 0 else {"lstkc_affinity": self.last_term}
+
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         old = self.old.model
         if old is not None and self.config.fusion:

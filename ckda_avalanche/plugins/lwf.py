@@ -93,6 +93,10 @@ class ReIDLwFPlugin(SupervisedPlugin):
         self.last_term = float(term.detach())
         strategy.loss += self.config.alpha * term
 
+    def loss_terms(self) -> dict[str, float]:
+        """The unweighted term of the last iteration."""
+        return {} if self.old.model is None or self.config.alpha == 0 else {"lwf_distillation": self.last_term}
+
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self.old.snapshot(strategy.model)
 

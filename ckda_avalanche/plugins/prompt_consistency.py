@@ -58,3 +58,7 @@ class PromptConsistencyPlugin(SupervisedPlugin):
         loss = prompt_consistency(prompt, teacher_prompt)
         self.last_loss = loss.detach()
         strategy.loss = strategy.loss + self.alpha * loss
+
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        """The unweighted term of the last iteration (empty when it was not computed)."""
+        return {} if self.last_loss is None else {"prompt_consistency": self.last_loss}

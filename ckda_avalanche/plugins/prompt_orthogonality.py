@@ -43,3 +43,7 @@ class PromptOrthogonalityPlugin(SupervisedPlugin):
         loss = prompt_orthogonality(specific, common)
         self.last_loss = loss.detach()
         strategy.loss = strategy.loss + self.weight * loss
+
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        """The unweighted term of the last iteration (empty when it was not computed)."""
+        return {} if self.last_loss is None else {"prompt_orthogonality": self.last_loss}

@@ -9,6 +9,8 @@ from typing import Any
 
 from avalanche.core import SupervisedPlugin
 
+from ckda_avalanche.plugins.checks import check_plain_strategy
+
 __all__ = ["ReIDBatchPlugin"]
 
 
@@ -33,6 +35,9 @@ class ReIDBatchPlugin(SupervisedPlugin):
     @staticmethod
     def _clear(strategy: Any) -> None:
         strategy.model.batch_modality = None
+
+    def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        check_plain_strategy(strategy)
 
     def before_forward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self._set(strategy)

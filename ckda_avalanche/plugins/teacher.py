@@ -91,6 +91,11 @@ class TeacherPlugin(SupervisedPlugin):
         return self._cache
 
     # ------------------------------------------------------------------ hooks
+    def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        from ckda_avalanche.plugins.checks import check_plugin_order
+
+        check_plugin_order(strategy.plugins)  # before any training, not at the end of session 1
+
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self.refreshed = False
 

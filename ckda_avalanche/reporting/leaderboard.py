@@ -10,9 +10,16 @@ Per run (one seed), at its last session ``S`` (see ``shared/vi_lreid_protocol.md
 - ``memory_bytes``: the largest total of ``memory_bytes/<kind>`` rows over sessions (memory kept between
   sessions); ``train_time_s``: the sum of the ``train_time_s`` rows (one per session).
 
-Across the seeds of a method: mean and sample standard deviation (ddof=1; NaN with one seed). All seeds of a
-method must have finished the same number of sessions. Scores are fractions in the DataFrame / CSV and percent
-(one decimal) in the markdown table; forgetting and BWT are shown in percentage points. Ranked by ``seen_mAP``.
+Across the seeds of a method: mean, sample standard deviation (ddof=1; NaN with one seed) and the half-width of
+the 95% Student-t confidence interval of the mean (`stats.mean_interval`; NaN with one seed). All seeds of a method
+must have finished the same number of sessions and, unless ``merge_precisions``, run in the same precision
+(`precision.pooled_precision`). Scores are fractions in the DataFrame / CSV and percent (one decimal) in the
+markdown table; forgetting and BWT are shown in percentage points.
+
+Significance (per protocol; `significance.add_significance`): rows are sorted by mean ``seen_mAP``; the first is
+the *leader*. Every row gets the paired difference of its final ``seen_mAP`` to the leader's and to the reference
+method's (fine-tuning by default), paired by seed, with its 95% interval. A row *ties with the leader* when that
+interval contains 0; tied rows share rank 1, the others are ranked by position.
 """
 from __future__ import annotations
 
@@ -25,9 +32,16 @@ import pandas as pd
 
 from ckda_avalanche.evaluation.forgetting import average_forgetting, backward_transfer, seen_average
 
+from .precision import pooled_precision
+from .significance import DEFAULT_REFERENCE, add_significance, significance_cells, significance_header
+from .stats import mean_interval
 from .tidy_data import RunScores, Sources, load_tidy, run_scores
 
-__all__ = ["HEADLINE_METRICS", "per_run_table", "build_leaderboard", "leaderboard_markdown", "write_leaderboard"]
+__all__ = ["HEADLINE_METRICS", "RUN_COLUMNS", "per_run_table", "aggregate_runs", "build_leaderboard",
+           "leaderboard_markdown", "write_leaderboard"]
+
+RUN_COLUMNS: tuple[str, ...] = ("method", "protocol", "run", "seed", "sessions", "precision")
+"""Columns of `per_run_table` that describe a run (the others are its values)."""
 
 HEADLINE_METRICS: tuple[str, ...] = ("mAP", "Rank1")
 """Metrics reported on the leaderboard."""
@@ -55,19 +69,21 @@ def _final_values(run: RunScores) -> dict[str, float]:
 
 
 def per_run_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run (method, protocol, run, seed, sessions) with the final values of `_final_values`."""
+    """One row per run (`RUN_COLUMNS`) with the final values of `_final_values`."""
     records = []
     for run in run_scores(load_tidy(df)):
         records.append({"method": run.method, "protocol": run.protocol, "run": run.run, "seed": run.seed,
-                        "sessions": run.final_train_exp, **_final_values(run)})
+                        "sessions": run.final_train_exp, "precision": run.precision, **_final_values(run)})
     return pd.DataFrame.from_records(records)
 
 
-def build_leaderboard(df: pd.DataFrame) -> pd.DataFrame:
-    """Leaderboard: one row per (method, protocol) with ``<value>_mean`` / ``<value>_std`` columns, ``seeds``,
-    ``sessions``, ``rank``; sorted by ``seen_mAP_mean`` (best first). Values are fractions."""
-    runs = per_run_table(df)
-    value_columns = [c for c in runs.columns if c not in ("method", "protocol", "run", "seed", "sessions")]
+def aggregate_runs(runs: pd.DataFrame, *, merge_precisions: bool = False) -> pd.DataFrame:
+    """One row per (method, protocol) of `per_run_table` output: ``method``, ``protocol``, ``precision``,
+    ``seeds``, ``sessions`` and ``<value>_mean`` / ``<value>_std`` / ``<value>_ci95`` (half-width of the 95%
+    interval) for every value column, in (method, protocol) order. Raises ValueError when seeds of a row finished
+    different numbers of sessions or repeat, `MixedPrecisionError` when they differ in precision (unless
+    ``merge_precisions``)."""
+    value_columns = [c for c in runs.columns if c not in RUN_COLUMNS]
     rows = []
     for (method, protocol), group in runs.groupby(["method", "protocol"], sort=True):
         sessions = sorted(group["sessions"].unique())
@@ -79,17 +95,30 @@ def build_leaderboard(df: pd.DataFrame) -> pd.DataFrame:
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"method {method!r} ({protocol}): seed(s) appear in several runs: "
                              f"{sorted(group['run'])}")
-        row: dict[str, object] = {"method": method, "protocol": protocol, "seeds": len(group),
-                                  "sessions": int(sessions[0])}
+        precision = pooled_precision(
+            f"method {method!r} ({protocol})",
+            {f"seed {seed} ({run})": label for seed, run, label in zip(group["seed"], group["run"],
+                                                                       group["precision"])},
+            merge=merge_precisions)
+        row: dict[str, object] = {"method": method, "protocol": protocol, "precision": precision,
+                                  "seeds": len(group), "sessions": int(sessions[0])}
         for column in value_columns:
             values = group[column].to_numpy(dtype=np.float64)
             row[f"{column}_mean"] = float(np.mean(values)) if not np.isnan(values).all() else float("nan")
             row[f"{column}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+            row[f"{column}_ci95"] = mean_interval(values).half_width
         rows.append(row)
-    board = pd.DataFrame.from_records(rows)
-    board = board.sort_values("seen_mAP_mean", ascending=False, kind="stable").reset_index(drop=True)
-    board.insert(0, "rank", np.arange(1, len(board) + 1))
-    return board
+    return pd.DataFrame.from_records(rows)
+
+
+def build_leaderboard(df: pd.DataFrame, *, merge_precisions: bool = False,
+                      reference: str = DEFAULT_REFERENCE) -> pd.DataFrame:
+    """Leaderboard: one row per (method, protocol) with the columns of `aggregate_runs`, the significance columns
+    of `significance.add_significance` (paired differences to the leader and to ``reference``, ``rank``,
+    ``tied_with_leader``); protocols in order (``paper`` first), rows by ``seen_mAP_mean`` (best first). Values
+    are fractions."""
+    runs = per_run_table(df)
+    return add_significance(aggregate_runs(runs, merge_precisions=merge_precisions), runs, reference=reference)
 
 
 def _pct(mean: float, std: float, *, signed: bool = False) -> str:
@@ -97,6 +126,11 @@ def _pct(mean: float, std: float, *, signed: bool = False) -> str:
         return "–"
     text = f"{100 * mean:+.1f}" if signed else f"{100 * mean:.1f}"
     return text if math.isnan(std) else f"{text} ± {100 * std:.1f}"
+
+
+def _pct_ci(mean: float, std: float, half: float) -> str:
+    text = _pct(mean, std)
+    return text if math.isnan(half) else f"{text} [{100 * (mean - half):.1f}, {100 * (mean + half):.1f}]"
 
 
 def _plain(mean: float, std: float, scale: float, digits: int) -> str:
@@ -115,15 +149,18 @@ def _duration(mean: float, std: float) -> str:
 
 
 def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """Markdown table of `build_leaderboard` output (percent with one decimal; forgetting/BWT in points)."""
+    """Markdown table of `build_leaderboard` output (percent with one decimal; forgetting/BWT in points; the seen
+    mAP with its 95% interval, and the paired differences to the leader and the reference)."""
     datasets = [c[: -len("/mAP_mean")] for c in board.columns if c.endswith("/mAP_mean")]
-    header = (["#", "Method", "Protocol", "Seeds", "Sessions", "Seen mAP", "Seen R1"]
+    header = (["#", "Method", "Precision", "Protocol", "Seeds", "Sessions", "Seen mAP [95% CI]",
+               *significance_header(board), "Seen R1"]
               + [f"{d} mAP / R1" for d in datasets]
               + ["Forgetting mAP", "BWT mAP", "Forgetting R1", "BWT R1", "Memory (MiB)", "Train time"])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for _, r in board.iterrows():
-        cells = [str(r["rank"]), str(r["method"]), str(r["protocol"]), str(r["seeds"]), str(r["sessions"]),
-                 _pct(r["seen_mAP_mean"], r["seen_mAP_std"]), _pct(r["seen_Rank1_mean"], r["seen_Rank1_std"])]
+        cells = [str(r["rank"]), str(r["method"]), str(r["precision"]), str(r["protocol"]), str(r["seeds"]),
+                 str(r["sessions"]), _pct_ci(r["seen_mAP_mean"], r["seen_mAP_std"], r["seen_mAP_ci95"]),
+                 *significance_cells(board, r), _pct(r["seen_Rank1_mean"], r["seen_Rank1_std"])]
         for d in datasets:
             cells.append(f"{_pct(r[f'{d}/mAP_mean'], r[f'{d}/mAP_std'])} / "
                          f"{_pct(r[f'{d}/Rank1_mean'], r[f'{d}/Rank1_std'])}")
@@ -132,17 +169,25 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
         cells.append(_plain(r["memory_bytes_mean"], r["memory_bytes_std"], 2**20, 1))
         cells.append(_duration(r["train_time_s_mean"], r["train_time_s_std"]))
         lines.append("| " + " | ".join(cells) + " |")
-    note = ("\nScores in percent (mean ± sample std over seeds). Seen = mean over the datasets learned so far, "
-            "after the last session. Forgetting: best earlier score minus final score, averaged over datasets "
-            "learned before the last session (points; lower is better). BWT: final minus just-learned score "
-            "(points; higher is better). Memory: bytes kept between sessions (largest over sessions).\n")
+    note = ("\nScores in percent (mean ± sample std over seeds; [95% confidence interval of the mean, Student t "
+            "over seeds]). Seen = mean over the datasets learned so far, after the last session. Δ: paired "
+            "difference of final seen mAP (same seeds; points) with its 95% interval; rows whose Δ to the leader "
+            "has an interval containing 0 share rank 1. Forgetting: best earlier score minus final score, averaged "
+            "over datasets learned before the last session (points; lower is better). BWT: final minus "
+            "just-learned score (points; higher is better). Memory: bytes kept between sessions (largest over "
+            "sessions). Precision: autocast dtype of training and evaluation.\n")
+    precisions = sorted(set(board["precision"].astype(str)))
+    if len(precisions) > 1:
+        note += (f"\nRows differ in precision ({', '.join(precisions)}): the same command scores differently in "
+                 "bf16 and fp32, so compare across them with care.\n")
     return "\n".join(lines) + "\n" + note
 
 
-def write_leaderboard(sources: Sources, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+def write_leaderboard(sources: Sources, out_dir: str | os.PathLike[str], *, merge_precisions: bool = False,
+                      reference: str = DEFAULT_REFERENCE) -> tuple[Path, Path]:
     """Build the leaderboard from run directories / tidy CSVs and write ``leaderboard.csv`` (fractions) and
     ``leaderboard.md`` into ``out_dir``; returns both paths."""
-    board = build_leaderboard(load_tidy(sources))
+    board = build_leaderboard(load_tidy(sources), merge_precisions=merge_precisions, reference=reference)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"

@@ -4,15 +4,20 @@
 
 - ``seen_mAP``, ``seen_Rank1``: seen-average after each session, one line per method;
 - ``per_dataset_mAP``: one panel per dataset, its mAP after each session, one line per method;
-- ``matrix_<method>``: session x dataset heatmaps of mAP and of forgetting (`evaluation.forgetting`), with numbers.
+- ``matrix_<method>``: session x dataset heatmaps of mAP and of forgetting (`evaluation.forgetting`), with numbers;
+- ``final_seen``: final seen-average mAP and Rank-1 per method (leaderboard order) with 95% intervals over seeds;
+- ``ablation_<base>`` (only when method variants such as ``ckda[no_msp]`` are present; `ablation`): the paired
+  difference of every variant to its full method, final seen-average mAP and Rank-1, bars with 95% intervals.
 
-Several seeds: the line is the mean and the band the mean ± std over seeds; heatmaps show the mean. Every method
-keeps the same colour in every figure (`method_color`). Values are plotted in percent.
+Several seeds: the line is the mean and the band the 95% Student-t confidence interval of the mean over seeds
+(`stats`); heatmaps show the mean. Every method keeps the same colour in every figure (`method_color`). Values are
+plotted in percent. Seeds of different precision are not pooled unless ``merge_precisions`` (`precision`).
 """
 from __future__ import annotations
 
 import os
 import re
+import warnings
 import zlib
 from pathlib import Path
 
@@ -21,12 +26,17 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from ckda_avalanche.evaluation.forgetting import forgetting_per_dataset, seen_average  # noqa: E402
 
+from .ablation import FULL_VARIANT, build_ablation  # noqa: E402
+from .leaderboard import build_leaderboard  # noqa: E402
+from .precision import MixedPrecisionError  # noqa: E402
+from .stats import CI_LEVEL, t_quantile  # noqa: E402
 from .tidy_data import RunScores, Sources, load_tidy, run_scores  # noqa: E402
 
-__all__ = ["KNOWN_METHOD_COLORS", "method_color", "plot_runs"]
+__all__ = ["KNOWN_METHOD_COLORS", "KNOWN_VARIANT_COLORS", "method_color", "plot_runs"]
 
 KNOWN_METHOD_COLORS: dict[str, str] = {
     "ckda": "#d62728", "naive": "#7f7f7f", "finetune": "#7f7f7f", "joint": "#000000", "lwf": "#1f77b4",
@@ -35,12 +45,25 @@ KNOWN_METHOD_COLORS: dict[str, str] = {
 }
 """Fixed colours of the methods this project ships (lower-case names)."""
 
+KNOWN_VARIANT_COLORS: dict[str, str] = {
+    "lstkc": "#756bb1", "dkp": "#8c6d31",
+    # `ckda ablate` (spec section 8; runner.variants.ABLATION_METHODS): model ablations blue/purple, losses red/yellow
+    "ckda[no_msp]": "#5254a3", "ckda[no_mcp]": "#6b6ecf", "ckda[no_mcp_instance_norm]": "#9c9ede",
+    "ckda[no_mcp_gates]": "#7b4173", "ckda[no_modality_embedding]": "#a55194",
+    "ckda[no_prompt_consistency]": "#ce6dbd", "ckda[inter_only]": "#d6616b", "ckda[intra_only]": "#e7969c",
+    "ckda[no_cka]": "#ad494a", "ckda[no_merge]": "#bd9e39", "ckda[no_centre]": "#e7ba52", "ckda[finetune]": "#8ca252",
+    # the quirks of spec section 7 (runner.variants.QUIRK_METHODS)
+    "ckda[quirk_a]": "#b5cf6b", "ckda[quirk_b]": "#cedb9c", "ckda[quirk_c]": "#e7cb94", "ckda[quirks]": "#de9ed6",
+}
+"""Fixed, mutually distinct colours of the other shipped methods and of the shipped CKDA variants (ablations and
+quirks); any other name (e.g. ``ewc[ewc_lambda=100]``) gets a stable hash colour."""
+
 _FALLBACK = plt.get_cmap("tab20b").colors
 
 
 def method_color(method: str) -> str:
     """Colour of ``method`` in every figure: a fixed colour for known methods, else a stable hash into tab20b."""
-    known = KNOWN_METHOD_COLORS.get(method.lower())
+    known = KNOWN_METHOD_COLORS.get(method.lower(), KNOWN_VARIANT_COLORS.get(method.lower()))
     if known is not None:
         return known
     r, g, b = _FALLBACK[zlib.crc32(method.encode("utf-8")) % len(_FALLBACK)][:3]
@@ -78,17 +101,26 @@ def _nan_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
+def _ci_half_width(values: np.ndarray) -> np.ndarray:
+    """Half-width of the 95% Student-t interval of the mean along axis 0 (NaN where fewer than 2 values)."""
+    _, std = _nan_stats(values)
+    counts = (~np.isnan(values)).sum(axis=0)
+    t = np.array([t_quantile(0.5 + CI_LEVEL / 2, int(c) - 1) if c > 1 else np.nan for c in np.ravel(counts)])
+    return t.reshape(np.shape(counts)) * std / np.sqrt(np.maximum(counts, 1))
+
+
 def _line(ax: plt.Axes, x: np.ndarray, per_seed: np.ndarray, method: str) -> None:
-    mean, std = _nan_stats(per_seed)
+    mean, _ = _nan_stats(per_seed)
     keep = ~np.isnan(mean)
     if not keep.any():
         return
     colour = method_color(method)
-    label = method if per_seed.shape[0] == 1 else f"{method} (mean ± std, n={per_seed.shape[0]})"
+    label = method if per_seed.shape[0] == 1 else f"{method} (mean, 95% CI, n={per_seed.shape[0]})"
     ax.plot(x[keep], 100 * mean[keep], marker="o", color=colour, label=label, linewidth=2)
-    band = keep & ~np.isnan(std)
+    half = _ci_half_width(per_seed)
+    band = keep & ~np.isnan(half)
     if band.any():
-        ax.fill_between(x[band], 100 * (mean - std)[band], 100 * (mean + std)[band], color=colour, alpha=0.2)
+        ax.fill_between(x[band], 100 * (mean - half)[band], 100 * (mean + half)[band], color=colour, alpha=0.2)
 
 
 def _session_axis(ax: plt.Axes, sessions: int, datasets: list[str]) -> None:
@@ -200,14 +232,64 @@ def _matrix(method: str, runs: list[RunScores], datasets: list[str], protocol: s
     return _save(fig, out, f"matrix_{_safe(method)}_{_safe(protocol)}", formats)
 
 
+def _final_scores(board: pd.DataFrame, protocol: str, out: Path, formats: tuple[str, ...]) -> list[Path]:
+    rows = board[board["protocol"] == protocol]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.8), sharey=True)
+    y = np.arange(len(rows))[::-1]
+    for ax, metric, label in ((axes[0], "seen_mAP", "mAP"), (axes[1], "seen_Rank1", "Rank-1")):
+        for yi, (_, r) in zip(y, rows.iterrows()):
+            half = r[f"{metric}_ci95"]
+            ax.errorbar(100 * r[f"{metric}_mean"], yi, xerr=None if np.isnan(half) else 100 * half, fmt="o",
+                        color=method_color(str(r["method"])), capsize=4, markersize=7, linewidth=2)
+        ax.set_xlabel(f"final seen-average {label} (%)")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels([f"{r['rank']}. {r['method']} (n={r['seeds']}, {r['precision']})"
+                             for _, r in rows.iterrows()])
+    fig.suptitle(f"Final seen-average scores ({protocol} protocol; mean and 95% CI over seeds)")
+    fig.tight_layout()
+    return _save(fig, out, f"final_seen_{_safe(protocol)}", formats)
+
+
+def _ablation(table: pd.DataFrame, protocol: str, base: str, out: Path, formats: tuple[str, ...]) -> list[Path]:
+    rows = table[(table["protocol"] == protocol) & (table["base"] == base) & (table["variant"] != FULL_VARIANT)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(rows) + 1.9), sharey=True)
+    y = np.arange(len(rows))[::-1]
+    for ax, metric, label in ((axes[0], "seen_mAP", "mAP"), (axes[1], "seen_Rank1", "Rank-1")):
+        diff = 100 * rows[f"diff_{metric}"].to_numpy(dtype=float)
+        err = np.vstack([diff - 100 * rows[f"diff_{metric}_low"].to_numpy(dtype=float),
+                         100 * rows[f"diff_{metric}_high"].to_numpy(dtype=float) - diff])
+        ax.barh(y, np.nan_to_num(diff), xerr=np.where(np.isnan(err), 0.0, err), capsize=4, alpha=0.85,
+                color=[method_color(str(m)) for m in rows["method"]], error_kw={"linewidth": 1.5})
+        ax.axvline(0.0, color="black", linewidth=1)
+        ax.set_xlabel(f"Δ final seen-average {label} vs {base} (points)")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels([f"{m} (n={'–' if np.isnan(p) else int(p)})"
+                             for m, p in zip(rows["method"], rows["diff_pairs"])])
+    fig.suptitle(f"{base} ablations: variant minus full method, paired by seed ({protocol} protocol; 95% CI)")
+    fig.tight_layout()
+    return _save(fig, out, f"ablation_{_safe(base)}_{_safe(protocol)}", formats)
+
+
 def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
-              formats: tuple[str, ...] = ("png",)) -> list[Path]:
-    """Draw every figure for every protocol in ``sources`` into ``out_dir``; returns the written files."""
+              formats: tuple[str, ...] = ("png",), merge_precisions: bool = False) -> list[Path]:
+    """Draw every figure for every protocol in ``sources`` into ``out_dir``; returns the written files. Seeds of
+    different precision in one method raise `precision.MixedPrecisionError` unless ``merge_precisions``."""
     if not formats:
         raise ValueError("formats must name at least one file format, e.g. ('png',)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = run_scores(load_tidy(sources))
+    frame = load_tidy(sources, complete_only=False)  # curves of unfinished runs are drawn too
+    try:
+        board = build_leaderboard(frame, merge_precisions=merge_precisions)
+        ablation = build_ablation(frame, merge_precisions=merge_precisions)
+    except MixedPrecisionError:
+        raise
+    except ValueError as exc:  # e.g. seeds still at different sessions: the curves can still be drawn
+        warnings.warn(f"final-score and ablation figures skipped: {exc}", stacklevel=2)
+        board, ablation = None, pd.DataFrame()
+    runs = run_scores(frame)
     written: list[Path] = []
     for protocol in sorted({r.protocol for r in runs}):
         chosen = [r for r in runs if r.protocol == protocol]
@@ -222,4 +304,12 @@ def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
         written += _per_dataset(by_method, datasets, protocol, out, formats)
         for method, method_runs in by_method.items():
             written += _matrix(method, method_runs, datasets, protocol, out, formats)
+        if board is not None:
+            written += _final_scores(board, protocol, out, formats)
+        if not ablation.empty:
+            chosen_table = ablation[ablation["protocol"] == protocol]
+            for base in pd.unique(chosen_table["base"]):
+                variants = set(chosen_table[chosen_table["base"] == base]["variant"])
+                if FULL_VARIANT in variants and len(variants) > 1:  # differences exist only next to the full run
+                    written += _ablation(ablation, protocol, str(base), out, formats)
     return written

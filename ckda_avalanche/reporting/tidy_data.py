@@ -20,6 +20,9 @@ import pandas as pd
 
 from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, tidy_rows_from_csv
 
+from .precision import run_precisions
+from .run_checks import screen_runs
+
 __all__ = ["RUN_KEYS", "SPECIAL_DATASETS", "RunScores", "load_tidy", "run_scores"]
 
 RUN_KEYS: tuple[str, ...] = ("method", "protocol", "run", "seed")
@@ -47,9 +50,11 @@ def _csv_paths(source: str | os.PathLike[str]) -> list[Path]:
     return [path]
 
 
-def load_tidy(sources: Sources) -> pd.DataFrame:
+def load_tidy(sources: Sources, *, complete_only: bool = True) -> pd.DataFrame:
     """One DataFrame from a DataFrame, a tidy CSV path, a run directory (every tidy ``*.csv`` below it), or a list
-    of those paths. Raises ValueError on missing columns or duplicated measurements (same key, two values)."""
+    of those paths. Raises ValueError on missing columns. Runs that are duplicated (in two files, or a measurement
+    recorded twice) or, with ``complete_only``, unfinished or with missing scores are left out with a
+    `run_checks.RunLeftOutWarning` each (`run_checks.screen_runs`)."""
     if isinstance(sources, pd.DataFrame):
         frame = sources.copy()
     else:
@@ -58,22 +63,14 @@ def load_tidy(sources: Sources) -> pd.DataFrame:
         paths = [p for item in items for p in _csv_paths(item)]
         if not paths:
             raise ValueError("no tidy CSV given")
-        frame = pd.concat([tidy_rows_from_csv(p) for p in paths], ignore_index=True)
+        frame = pd.concat([tidy_rows_from_csv(p).assign(_source=str(p)) for p in paths], ignore_index=True)
     missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"tidy data lacks columns {missing}; expected {list(TIDY_COLUMNS)}")
-    frame = frame[list(TIDY_COLUMNS)].reset_index(drop=True)
-    key = [c for c in TIDY_COLUMNS if c != "value"]
-    duplicated = frame.duplicated(key, keep=False)
-    if duplicated.any():
-        first = frame[duplicated].iloc[0]
-        raise ValueError(
-            f"tidy data holds {int(duplicated.sum())} rows measured twice, e.g. "
-            + ", ".join(f"{c}={first[c]}" for c in key)
-            + "; truncate a resumed run with truncate_after_train_exp before appending")
+    frame = frame[list(TIDY_COLUMNS) + (["_source"] if "_source" in frame.columns else [])].reset_index(drop=True)
     if frame.empty:
         raise ValueError("tidy data is empty")
-    return frame
+    return screen_runs(frame, complete_only=complete_only)
 
 
 @dataclass(frozen=True)
@@ -98,11 +95,15 @@ class RunScores:
     """train_exp -> total bytes kept between sessions (sum over ``memory_bytes/<kind>`` rows)."""
     train_time_s: dict[int, float]
     """train_exp -> seconds spent training that session."""
+    precision: str = "unknown"
+    """Precision the run's sessions ran in (`precision.run_precisions`): ``fp32``, ``bf16``, ``fp16``, several
+    joined by ``+`` when sessions differ, ``unknown`` when the CSV records none."""
 
 
 def run_scores(frame: pd.DataFrame) -> list[RunScores]:
     """Split tidy rows into runs (`RUN_KEYS`) and build each run's score matrices."""
     out: list[RunScores] = []
+    precisions = run_precisions(frame)
     for keys, rows in frame.groupby(list(RUN_KEYS), sort=True):
         method, protocol, run, seed = keys
         per_dataset = rows[~rows["eval_dataset"].isin(SPECIAL_DATASETS) & (rows["trial"] == "mean")]
@@ -123,5 +124,6 @@ def run_scores(frame: pd.DataFrame) -> list[RunScores]:
         train_time = {int(k): float(v) for k, v in zip(times["train_exp"], times["value"])}
         out.append(RunScores(method=str(method), protocol=str(protocol), run=str(run), seed=int(seed),
                              datasets=datasets, final_train_exp=final, matrices=matrices,
-                             memory_bytes=memory_bytes, train_time_s=train_time))
+                             memory_bytes=memory_bytes, train_time_s=train_time,
+                             precision=precisions.get((str(method), str(run), int(seed)), "unknown")))
     return out

@@ -45,8 +45,9 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-PAPER = RunConfig(model="paper", train=TrainConfig(), eval_mb_size=128)
-"""Published setting: ViT-B/16 at 256x128 (stride 12), 50 epochs per session, 8 ids x 4 images x 2 modalities."""
+PAPER = RunConfig(model="paper", train=TrainConfig(epoch_length="images"), eval_mb_size=128)
+"""Published setting: ViT-B/16 at 256x128 (stride 12), 50 epochs per session of floor(max(#visible, #infrared) / 32)
++ 1 batches (the published code bases' identity sampler), 8 ids x 4 images x 2 modalities."""
 
 CPU = RunConfig(
     model="cpu",

@@ -1,4 +1,11 @@
-"""What a run records about where it ran (``env.json``): versions, git commit, device."""
+"""What a run records about where it ran (``env.json``): versions, git commit, device, CPU and precision.
+
+Precision matters for comparing numbers: the same command trains in bf16 autocast on a CPU with native bf16
+(AVX-512 BF16 / AMX, `strategies.precision.cpu_supports_bf16`) and in float32 on one without (``TrainConfig.amp =
+"auto"``), and the metrics differ. ``env.json`` therefore records the CPU model, its bf16 capability and the autocast
+dtype the run actually used; the runner also writes the precision into the tidy CSV (`precision_rows`), which is
+what the leaderboard reads.
+"""
 from __future__ import annotations
 
 import importlib.metadata
@@ -10,6 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ckda_avalanche.evaluation.tidy_logger import PRECISION_METRIC_PREFIX
+from ckda_avalanche.strategies.precision import cpu_supports_bf16
+
+__all__ = ["precision_name", "precision_rows", "cpu_model", "collect_env"]
+
+_PRECISIONS: dict[torch.dtype | None, str] = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_NOT_GIVEN = object()
 
 _PACKAGES = ("torch", "torchvision", "avalanche-lib", "timm", "numpy", "pandas", "matplotlib", "ckda-avalanche")
 
@@ -31,8 +47,50 @@ def _git_commit(repo: Path) -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
-def collect_env(device: torch.device) -> dict[str, Any]:
-    """Versions of the relevant packages, the git commit of this checkout, the device and thread count."""
+def precision_name(amp_dtype: torch.dtype | None) -> str:
+    """Short name of an autocast dtype: ``"fp32"`` (None: no autocast), ``"bf16"`` or ``"fp16"``."""
+    try:
+        return _PRECISIONS[amp_dtype]
+    except KeyError:
+        raise ValueError(f"amp_dtype: expected None, torch.bfloat16 or torch.float16, got {amp_dtype!r}") from None
+
+
+def precision_rows(amp_dtype: torch.dtype | None) -> list[dict[str, object]]:
+    """The run-level tidy row (``metric``, ``value``) recording ``amp_dtype`` for one session."""
+    return [{"metric": PRECISION_METRIC_PREFIX + precision_name(amp_dtype), "value": 1.0}]
+
+
+def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """The first processor block of ``/proc/cpuinfo`` as key -> value ({} where there is no such file)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    info: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if info:
+                break
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def cpu_model(cpuinfo: dict[str, str] | None = None) -> str:
+    """CPU model name (``model name`` of /proc/cpuinfo, else `platform.processor`, else the machine type)."""
+    info = _cpuinfo() if cpuinfo is None else cpuinfo
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        if info.get(key):
+            return info[key]
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def collect_env(device: torch.device, *, amp_dtype: torch.dtype | None | object = _NOT_GIVEN) -> dict[str, Any]:
+    """Versions of the relevant packages, the git commit of this checkout, the device and thread count, the CPU
+    model and its bf16 support, and (when ``amp_dtype`` is given: the strategy's ``amp_dtype``, None for float32)
+    the autocast dtype and precision the run uses; ``precision`` is ``"unknown"`` when it is not given."""
     versions = {}
     for name in _PACKAGES:
         try:
@@ -50,4 +108,16 @@ def collect_env(device: torch.device) -> dict[str, Any]:
         "packages": versions,
         "git_commit": _git_commit(Path(__file__).resolve().parents[2]),
     }
+    cpuinfo = _cpuinfo()
+    flags = set(cpuinfo.get("flags", "").split())
+    info["cpu_model"] = cpu_model(cpuinfo)
+    info["cpu_bf16"] = cpu_supports_bf16()
+    info["cpu_bf16_flags"] = [f for f in _CPU_BF16_FLAGS if f in flags] if flags else None
+    if device.type == "cuda":
+        info["cuda_bf16"] = bool(torch.cuda.is_bf16_supported())
+    if amp_dtype is _NOT_GIVEN:
+        info["amp_dtype"], info["precision"] = None, "unknown"
+    else:
+        info["precision"] = precision_name(amp_dtype)  # type: ignore[arg-type]
+        info["amp_dtype"] = None if amp_dtype is None else str(amp_dtype).removeprefix("torch.")
     return info

@@ -26,7 +26,7 @@ class EpochProgressPlugin(SupervisedPlugin):
     def after_training_iteration(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(loss=f"{float(strategy.loss):.3f}", refresh=False)
+            self._bar.set_postfix(loss=f"{float(strategy.loss.detach()):.3f}", refresh=False)
 
     def after_training_epoch(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self._bar is not None:

@@ -50,6 +50,10 @@ class RunTask:
     """Tracking loggers to attach (`LOGGERS`) next to the tidy CSV."""
     progress: bool = False
     """Per-epoch progress bars and per-dataset score lines."""
+    keep_sessions: bool = False
+    """Also keep the evaluated model of every session (``--keep-session-checkpoints``)."""
+    override: bool = False
+    """Resume even when the settings differ from the run's ``config.json`` (``--resume-override``)."""
     executor: str = "local"
     """Name of the executor, recorded in ``attempts.jsonl``."""
     fault: str | None = None
@@ -232,7 +236,8 @@ def execute_run(task: RunTask, benchmark: Any | None = None) -> RunOutcome:
                        config=task.config)
         try:
             csv_path = run_single(spec, benchmark, resume=task.resume, device=task.device, progress=task.progress,
-                                  loggers=loggers, plugins=plugins)
+                                  keep_sessions=task.keep_sessions, override=task.override, loggers=loggers,
+                                  plugins=plugins)
         finally:
             for logger in loggers:
                 logger.close()

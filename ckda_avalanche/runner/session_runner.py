@@ -3,15 +3,27 @@
 Layout of a run folder (``OUT/<method>/seed<k>/``):
 
 - ``metrics.csv``: the tidy long-form CSV (`ckda_avalanche.evaluation.tidy_logger`), appended after every evaluation;
-- ``config.json``: the resolved `RunConfig`, method config and model config; ``env.json``: versions, commit, device;
-- ``checkpoint.pt``: strategy state (model + plugin state: teachers, prototypes, exemplars), metric history and the
-  number of finished sessions, rewritten atomically after every session;
+- ``config.json``: the resolved `RunConfig`, method config and model config; ``env.json``: versions, commit, device,
+  CPU model and bf16 support, the autocast dtype used (the CSV also gets a ``precision/<name>`` row per session);
+- ``checkpoint.pt``: the strategy's ``state_dict()`` (model, plugin state: teachers, prototypes, exemplars; the
+  Avalanche clock and the metric history), the number of finished sessions, the training time per session and a
+  copy of ``metrics.csv`` (`run_state.CSV_KEY`), rewritten atomically after every session. Checkpoints written
+  before the strategy state held the clock and the metric history (a separate ``"metric"`` entry) are converted;
 - ``state.json``: a human-readable copy of the progress (finished sessions, training seconds per session).
+- ``sessions/session<k>.pt`` (``keep_sessions=True``, ``ckda run --keep-session-checkpoints``): the model evaluated
+  after each session, for re-scoring without training (`runner.session_models`, `runner.reevaluate`).
+
+``method`` may be a variant such as ``ckda[no_cka+no_merge]`` (`runner.variants`): it runs its base strategy with
+the variant's config, and its name is the folder name and the CSV's ``method`` value.
 
 Determinism: every session starts by re-seeding Python, NumPy and torch from ``(seed, session)``, and the sampler is
 seeded the same way, so a run resumed from the checkpoint of session s trains session s+1 exactly as the
 uninterrupted run does. A run killed at any point (even SIGKILL) loses at most the session in progress: the checkpoint
 and ``state.json`` are replaced atomically, and rows the CSV received after the last checkpoint are dropped on resume.
+
+Resume guards (`run_state`): a resume whose settings differ from ``config.json`` is refused with a diff of the
+fields unless ``override=True`` (then recorded); a missing or damaged ``metrics.csv`` is rebuilt from the
+checkpoint's copy. Crash points for tests: `fault_injection` (``CKDA_KILL_AT``).
 """
 from __future__ import annotations
 
@@ -31,15 +43,20 @@ from ckda_avalanche.evaluation import (
     TidyCSVLogger,
     append_extra_rows,
     reid_metrics,
-    truncate_after_train_exp,
 )
 from ckda_avalanche.models import create_model, get_model_config
+from ckda_avalanche.plugins.loss_terms import LossTermsPlugin
 from ckda_avalanche.runner.atomic import atomic_torch_save, atomic_write_json
 from ckda_avalanche.runner.config import RunConfig
-from ckda_avalanche.runner.env_info import collect_env
+from ckda_avalanche.runner.env_info import collect_env, precision_rows
+from ckda_avalanche.runner.fault_injection import fault_plugins, kill_point
 from ckda_avalanche.runner.overrides import apply_overrides
 from ckda_avalanche.runner.progress import EpochProgressPlugin
-from ckda_avalanche.strategies import METHOD_CONFIGS, STRATEGIES, resolve_device
+from ckda_avalanche.runner.run_state import CSV_KEY, check_resume_config, csv_snapshot, restore_csv
+from ckda_avalanche.runner.session_models import save_session_model
+from ckda_avalanche.runner.variants import base_method, resolve_method
+from ckda_avalanche.strategies import STRATEGIES, resolve_device
+from ckda_avalanche.strategies.state import upgrade_legacy_state
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
@@ -82,15 +99,10 @@ def session_seed(seed: int, session: int) -> int:
 
 
 def method_config(method: str, config: RunConfig) -> Any | None:
-    """The method's config dataclass with ``config.method_overrides[method]`` applied (None if it has none)."""
-    if method not in STRATEGIES:
-        raise ValueError(f"unknown method {method!r}; available: {sorted(STRATEGIES)}")
-    overrides = config.method_overrides.get(method, {})
-    if method not in METHOD_CONFIGS:
-        if overrides:
-            raise ValueError(f"method_overrides.{method}: method {method!r} has no configuration to override")
-        return None
-    return apply_overrides(METHOD_CONFIGS[method](), overrides, where=f"method_overrides.{method}")
+    """The method's config dataclass with ``config.method_overrides[base]`` and, for a variant such as
+    ``ckda[no_msp]``, the variant's items applied (`runner.variants`); None for a method without one."""
+    base = base_method(method)
+    return resolve_method(method, config.method_overrides.get(base)).config
 
 
 def stream_overrides(method_cfg: Any | None) -> dict[str, Any]:
@@ -99,11 +111,26 @@ def stream_overrides(method_cfg: Any | None) -> dict[str, Any]:
     return dict(get()) if callable(get) else {}
 
 
+def model_overrides(method_cfg: Any | None) -> dict[str, Any]:
+    """Model-level switches a method config asks for (e.g. CKDA's ``no_msp`` -> ``use_msp=False``), else none."""
+    get = getattr(method_cfg, "model_overrides", None)
+    return dict(get()) if callable(get) else {}
+
+
 def build_model(spec: RunSpec, method_cfg: Any | None) -> torch.nn.Module:
     """The run's model, with the method's model-level ablations (e.g. CKDA's ``no_msp``) applied."""
-    get = getattr(method_cfg, "model_overrides", None)
-    overrides = dict(get()) if callable(get) else {}
-    return create_model(spec.config.model, spec.config.pretrained or False, config_overrides=overrides)
+    return create_model(spec.config.model, spec.config.pretrained or False,
+                        config_overrides=model_overrides(method_cfg))
+
+
+def config_record(spec: RunSpec, method_cfg: Any | None) -> dict[str, Any]:
+    """What ``config.json`` records about a run (compared on resume by `run_state.check_resume_config`)."""
+    return {
+        "method": spec.method, "base_method": base_method(spec.method), "seed": spec.seed, "run": spec.run_name,
+        "run_config": spec.config.to_dict(),
+        "method_config": None if method_cfg is None else dataclasses.asdict(method_cfg),
+        "model_config": dataclasses.asdict(get_model_config(spec.config.model, model_overrides(method_cfg))),
+    }
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -111,20 +138,30 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - a corrupt file gets one clear message
         raise RunExistsError(f"{path}: cannot read the checkpoint ({exc}); remove it to start this run again") from exc
-    for key in ("strategy", "metric", "sessions_done", "train_time_s"):
+    for key in ("strategy", "sessions_done", "train_time_s"):
         if key not in state:
             raise RunExistsError(f"{path}: not a ckda checkpoint (missing {key!r})")
+    if "metric" in state:  # written before the strategy state held the clock and the metric history
+        legacy = list(state.pop("metric"))
+        if len(legacy) != 1:
+            raise RunExistsError(f"{path}: expected one metric state in the old 'metric' entry, got {len(legacy)}")
+        state["strategy"] = upgrade_legacy_state(state["strategy"],
+                                                 metric_states={"ReIDRetrievalPluginMetric": legacy[0]})
     return state
 
 
 def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
-               loggers: Sequence[Any] = (), plugins: Sequence[Any] = ()) -> Path:
+               keep_sessions: bool = False, override: bool = False, loggers: Sequence[Any] = (),
+               plugins: Sequence[Any] = ()) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
-    plus ``train_time_s`` and ``memory_bytes/<kind>`` rows, and the checkpoint is replaced. ``loggers`` are extra
-    Avalanche loggers next to the tidy CSV (e.g. TensorBoard); ``plugins`` are extra stateless plugins (they must
-    not have ``state_dict``, or checkpoints would depend on them).
+    plus ``train_time_s``, ``loss/<term>`` (per-session mean of each unweighted loss term), ``precision/<name>`` and
+    ``memory_bytes/<kind>`` rows, and the checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
+    every session (`runner.session_models`, for ``ckda eval``). ``override``: resume even when the settings differ
+    from the run's ``config.json`` (the change is recorded there). ``loggers`` are extra Avalanche loggers next to
+    the tidy CSV (e.g. TensorBoard); ``plugins`` are extra stateless plugins (they must not have ``state_dict``, or
+    checkpoints would depend on them).
     """
     run_dir = spec.run_dir
     csv_path, ckpt_path = run_dir / METRICS, run_dir / CHECKPOINT
@@ -137,71 +174,75 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
             )
         if ckpt_path.exists():
             checkpoint = _read_checkpoint(ckpt_path)
-            if checkpoint["sessions_done"] >= sessions:
-                return csv_path  # finished earlier: nothing to redo
     done = 0 if checkpoint is None else int(checkpoint["sessions_done"])
-    if csv_path.exists():
-        truncate_after_train_exp(csv_path, done)  # drop rows of a session that did not reach its checkpoint
-
     method_cfg = method_config(spec.method, spec.config)
+    if checkpoint is not None:  # same settings as config.json (or an explicit override); keep the CSV's run name
+        run_name = check_resume_config(run_dir, config_record(spec, method_cfg), override=override, sessions_done=done)
+        spec = dataclasses.replace(spec, run_name=run_name)
+    if resume:  # drop rows of a session that did not reach its checkpoint; rebuild a missing CSV from the checkpoint
+        restore_csv(csv_path, checkpoint, checkpoint_path=ckpt_path)
+    if done >= sessions:
+        return csv_path  # finished earlier: nothing to redo
+
     seed_everything(spec.seed)
     model = build_model(spec, method_cfg)
     resolved_device = resolve_device(device)
     run_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
-        atomic_write_json(run_dir / "config.json", {
-            "method": spec.method, "seed": spec.seed, "run": spec.run_name,
-            "run_config": spec.config.to_dict(),
-            "method_config": None if method_cfg is None else dataclasses.asdict(method_cfg),
-            "model_config": dataclasses.asdict(get_model_config(spec.config.model)),
-        })
-        atomic_write_json(run_dir / "env.json", collect_env(resolved_device))
+        atomic_write_json(run_dir / "config.json", config_record(spec, method_cfg))
 
     metrics = reid_metrics(progress=progress)
+    loss_terms = LossTermsPlugin()
     logger = TidyCSVLogger(csv_path, run=spec.run_name, method=spec.method, seed=spec.seed,
-                           dataset_names=list(benchmark.reid_datasets), protocol=spec.config.protocol)
+                           dataset_names=list(benchmark.reid_datasets), protocol=spec.config.protocol, mode="append")
     train_cfg = dataclasses.replace(spec.config.train, seed=spec.seed)
+    progress_bar = [EpochProgressPlugin(label=f"{spec.method} seed {spec.seed}")] if progress else []
     strategy_kwargs: dict[str, Any] = dict(
         model=model, config=train_cfg, eval_mb_size=spec.config.eval_mb_size, device=resolved_device,
         evaluator=EvaluationPlugin(*metrics, loggers=[logger, *loggers]),
-        plugins=[*([EpochProgressPlugin(label=f"{spec.method} seed {spec.seed}")] if progress else []),
-                 *plugins] or None,
+        plugins=[loss_terms, *progress_bar, *fault_plugins(), *plugins],
     )
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
-    strategy = STRATEGIES[spec.method](**strategy_kwargs)
+    strategy = STRATEGIES[base_method(spec.method)](**strategy_kwargs)
+    if checkpoint is None:
+        atomic_write_json(run_dir / "env.json", collect_env(resolved_device, amp_dtype=strategy.amp_dtype))
     times: list[float] = []
     if checkpoint is not None:
         strategy.load_state_dict(checkpoint["strategy"])
-        strategy.clock.train_exp_counter = done
-        for metric, state in zip(metrics, checkpoint["metric"]):
-            metric.load_state_dict(state)
         times = list(checkpoint["train_time_s"])
 
     for session in range(done, sessions):
         seed_everything(session_seed(spec.seed, session))
+        kill_point(f"session{session + 1}:start")
         start = time.perf_counter()
         try:
             strategy.train(benchmark.train_stream[session])
         except FloatingPointError as exc:
             raise RunFailedError(f"method {spec.method!r}, seed {spec.seed}: {exc}") from exc
         times.append(time.perf_counter() - start)
+        kill_point(f"session{session + 1}:trained")
         strategy.eval(benchmark.test_stream)
         trained = session + 1
+        kill_point(f"session{trained}:evaluated")
         rows = [{"metric": "train_time_s", "value": times[-1]}]
+        rows += [{"metric": f"loss/{name}", "value": value} for name, value in loss_terms.session_means.items()]
+        rows += precision_rows(strategy.amp_dtype)
         rows += [{"metric": f"memory_bytes/{kind}", "value": float(size)}
                  for kind, size in sorted(strategy.memory_report().items())]
         append_extra_rows(csv_path, [
             {"run": spec.run_name, "method": spec.method, "seed": spec.seed, "train_exp": trained,
              "eval_dataset": "-", "protocol": spec.config.protocol, "trial": "-", **row} for row in rows
         ])
-        atomic_torch_save(ckpt_path, {
-            "strategy": strategy.state_dict(), "metric": [m.state_dict() for m in metrics],
-            "sessions_done": trained, "train_time_s": times,
-        })
+        kill_point(f"session{trained}:rows")
+        if keep_sessions:  # before the checkpoint: a run killed in between redoes (and re-saves) this session
+            save_session_model(run_dir, trained, strategy.model)
+        atomic_torch_save(ckpt_path, {"strategy": strategy.state_dict(), "sessions_done": trained,
+                                      "train_time_s": times, CSV_KEY: csv_snapshot(csv_path)})
+        kill_point(f"session{trained}:checkpoint")
         atomic_write_json(run_dir / "state.json", {
             "sessions_done": trained, "sessions_total": sessions, "train_time_s": times,
-            "datasets": list(benchmark.reid_datasets),
+            "datasets": list(benchmark.reid_datasets), "csv_in_checkpoint": True,
         })
+        kill_point(f"session{trained}:state")
     return csv_path
-

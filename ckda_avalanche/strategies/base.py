@@ -11,11 +11,14 @@ It adapts Avalanche's `SupervisedTemplate` to lifelong VI-ReID as CKDA (Cui, Zho
 - the forward passes each sample's modality (`mbatch[3]`);
 - mixed precision per `TrainConfig.amp` (`strategies/precision.py` says where it is used);
 - the loss is checked to be finite every step (error names session, epoch and iteration);
-- `state_dict()` / `load_state_dict()` cover the model and every plugin with state; `memory_report()` sums them.
+- `state_dict()` / `load_state_dict()` cover the model, every plugin with state, the Avalanche clock and the
+  evaluator's metric state (`strategies/state.py`), so a restored strategy continues exactly; `memory_report()`
+  sums the model and plugin memory;
+- the plugin list is checked at construction (`plugins/checks.py`: CKDA plugin order, Avalanche plugins that cannot
+  drive a ReID model).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,11 +29,20 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 from torch.optim import Optimizer
 
-from ckda_avalanche.benchmarks.sampler import make_identity_batch_loader
+from ckda_avalanche.benchmarks.sample import VISIBLE
+from ckda_avalanche.benchmarks.sampler import batches_per_epoch_for, make_identity_batch_loader
 from ckda_avalanche.losses.reid_criterion import ReIDCriterion
+from ckda_avalanche.plugins.checks import check_plugin_list
 from ckda_avalanche.strategies.config import TrainConfig
 from ckda_avalanche.strategies.optim import build_optimizer, make_scheduler, rebuild_optimizer
 from ckda_avalanche.strategies.precision import autocast_context, resolve_amp_dtype
+from ckda_avalanche.strategies.state import (
+    clock_state,
+    evaluator_state,
+    keyed_by_class,
+    load_clock_state,
+    load_evaluator_state,
+)
 
 __all__ = ["ReIDTemplate", "resolve_device", "silent_evaluator", "tensor_bytes"]
 
@@ -85,6 +97,7 @@ class ReIDTemplate(SupervisedTemplate):
         epochs = config.epochs if train_epochs is None else train_epochs
         if epochs < 1:
             raise ValueError(f"train_epochs: expected >= 1, got {epochs}")
+        check_plugin_list(list(plugins or []))
         self._user_optimizer = optimizer is not None
         resolved = resolve_device(device)
         self.amp_dtype: torch.dtype | None = resolve_amp_dtype(config.amp, resolved)
@@ -127,18 +140,30 @@ class ReIDTemplate(SupervisedTemplate):
         """Index of the current experience in its stream."""
         return int(getattr(self.experience, "current_experience", self.sessions_trained))
 
-    def make_train_dataloader(self, **kwargs: Any) -> None:
-        """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared); with
-        `TrainConfig.equal_iterations` an epoch has as many batches as one pass over this session's identities."""
-        batches = None
+    def epoch_batches(self) -> int:
+        """Batches per epoch of this session under `TrainConfig.epoch_length`, counted on the session's own
+        training set with `TrainConfig.equal_iterations` (the same for every method), else on the method's whole
+        training set (Joint's union, Replay's exemplars included)."""
         if self.config.equal_iterations:
-            identities = int(self.session_info().num_identities)
-            batches = math.ceil(identities / min(self.config.num_identities, identities))
+            samples = self.session_info().samples
+            pids = [s.pid for s in samples]
+            modalities = [s.modality for s in samples]
+        else:
+            pids, modalities = list(self.adapted_dataset.targets), list(self.adapted_dataset.modality)
+        visible = sum(1 for m in modalities if int(m) == VISIBLE)
+        return batches_per_epoch_for(
+            self.config.epoch_length, num_identities=len(set(int(p) for p in pids)), num_visible=visible,
+            num_infrared=len(modalities) - visible, identities_per_batch=self.config.num_identities,
+            instances_per_identity=self.config.num_instances)
+
+    def make_train_dataloader(self, **kwargs: Any) -> None:
+        """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared), `epoch_batches`
+        per epoch."""
         self.dataloader = make_identity_batch_loader(
             self.adapted_dataset,
             num_identities=self.config.num_identities,
             num_instances=self.config.num_instances,
-            batches_per_epoch=batches,
+            batches_per_epoch=self.epoch_batches(),
             seed=self.config.seed * 1000 + self.session_index,
             allow_unpaired=self.config.allow_unpaired_identities,
             num_workers=self.config.num_workers,
@@ -150,13 +175,21 @@ class ReIDTemplate(SupervisedTemplate):
         self.model = self.model_adaptation()
         self.make_optimizer()
 
+    def classifier_labels(self) -> tuple[int, int]:
+        """(label offset, number of classes) of this training session's classifier: the session's own identities.
+
+        Methods whose classifier spans more identities (Joint, Replay) override this rather than resetting the
+        classifier a second time: every reset draws new random weights, which would shift the random stream and
+        break the session-1 parity of methods that train alike in their first session."""
+        info = self.session_info()
+        return int(info.label_offset), int(info.num_identities)
+
     def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
-        """Avalanche's dynamic-module adaptation; in training also a new classifier for this session's identities."""
+        """Avalanche's dynamic-module adaptation; in training also one new classifier (`classifier_labels`)."""
         model = super().model_adaptation(model)
         if self.is_training:
-            info = self.session_info()
-            self.label_offset = int(info.label_offset)
-            model.reset_classifier(int(info.num_identities))
+            self.label_offset, count = self.classifier_labels()
+            model.reset_classifier(count)
             model.to(self.device)
         return model
 
@@ -227,8 +260,11 @@ class ReIDTemplate(SupervisedTemplate):
         if not bool(torch.isfinite(self.loss).all()):
             name = getattr(self.session_info(), "dataset", "?")
             raise FloatingPointError(
-                f"non-finite training loss ({float(self.loss.detach().float())}) in session {self.session_index} "
-                f"({name}), epoch {self.clock.train_exp_epochs}, iteration {self.clock.train_epoch_iterations}"
+                # 1-based like the CSV's train_exp (session 1 = the first dataset), the progress bar's epochs and
+                # the fault-injection instants
+                f"non-finite training loss ({float(self.loss.detach().float())}) in session {self.session_index + 1} "
+                f"({name}), epoch {self.clock.train_exp_epochs + 1}/{self.train_epochs}, iteration "
+                f"{self.clock.train_epoch_iterations + 1}"
             )
 
     def backward(self) -> None:
@@ -258,30 +294,36 @@ class ReIDTemplate(SupervisedTemplate):
     # ------------------------------------------------------------------ state
     def stateful_plugins(self) -> dict[str, Any]:
         """Plugins that keep state between sessions (have ``state_dict``), keyed by class name (``#n`` if repeated)."""
-        found: dict[str, Any] = {}
-        for plugin in self.plugins:
-            if callable(getattr(plugin, "state_dict", None)) and callable(getattr(plugin, "load_state_dict", None)):
-                key = type(plugin).__name__
-                n = 1
-                while key in found:
-                    n += 1
-                    key = f"{type(plugin).__name__}#{n}"
-                found[key] = plugin
-        return found
+        return keyed_by_class(
+            plugin for plugin in self.plugins
+            if callable(getattr(plugin, "state_dict", None)) and callable(getattr(plugin, "load_state_dict", None)))
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue after a session: model weights, sessions trained, plugin states."""
+        """Everything needed to continue after a session: model weights, sessions trained, plugin states, the
+        Avalanche clock (``train_exp`` of later results) and the evaluator's state (metric history, values returned
+        by ``eval()`` and ``get_all_metrics()``; `strategies.state`)."""
         return {
             "model": self.model.state_dict(),
             "sessions_trained": self.sessions_trained,
             "plugins": {key: plugin.state_dict() for key, plugin in self.stateful_plugins().items()},
+            "clock": clock_state(self.clock),
+            "evaluator": evaluator_state(self.evaluator),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of `state_dict`; the classifier is resized to the saved one before loading."""
+    def load_state_dict(self, state: dict[str, Any], *, strict_metrics: bool = True) -> None:
+        """Inverse of `state_dict`; the classifier is resized to the saved one before loading.
+
+        The evaluator's stateful metrics must match the saved ones unless ``strict_metrics`` is False (then the
+        common ones are loaded and a warning names the others, e.g. to evaluate a checkpoint without metrics).
+        States saved before the clock and evaluator entries existed: `strategies.state.upgrade_legacy_state`.
+        """
         for key in ("model", "sessions_trained", "plugins"):
             if key not in state:
                 raise KeyError(f"ReIDTemplate.load_state_dict: missing entry {key!r}")
+        for key in ("clock", "evaluator"):
+            if key not in state:
+                raise KeyError(f"ReIDTemplate.load_state_dict: missing entry {key!r} (a state saved by an older "
+                               "ckda-avalanche; convert it with ckda_avalanche.strategies.state.upgrade_legacy_state)")
         model_state = state["model"]
         classifier = [k for k in model_state if k.endswith("classifier.weight")]
         if hasattr(self.model, "reset_classifier"):
@@ -299,6 +341,8 @@ class ReIDTemplate(SupervisedTemplate):
             if callable(getattr(plugin, "bind_template", None)):
                 plugin.bind_template(self.model)
             plugin.load_state_dict(state["plugins"][key])
+        load_clock_state(self.clock, state["clock"])
+        load_evaluator_state(self.evaluator, state["evaluator"], strict=strict_metrics)
 
     def memory_report(self) -> dict[str, int]:
         """Bytes kept between sessions, by kind: the model, plus each plugin's ``memory_report()``."""

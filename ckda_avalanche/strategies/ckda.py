@@ -7,6 +7,8 @@ Components whose weight is zero after ablations are not created (e.g. no teacher
 """
 from __future__ import annotations
 
+from typing import Any
+
 from avalanche.core import BasePlugin
 from torch import nn
 
@@ -81,6 +83,34 @@ class CKDA(MethodStrategy[CKDAConfig]):
             self.orthogonality = PromptOrthogonalityPlugin(weight=method.orthogonality_weight)
             own.append(self.orthogonality)
         return own
+
+    def check_stream_quirks(self, experience: Any) -> None:
+        """Raise unless ``experience`` was built with the data quirks (b) and (c) that ``self.method`` asks for.
+
+        Those quirks live in the stream (``vi_lreid_benchmark(..., **method.stream_overrides())``), so a stream built
+        without them would silently train and score the unquirked setting, and the other way round."""
+        info = self.session_info(experience)
+        if info.dataset != "llcm":
+            return
+        if info.split == "test":
+            wanted, found, what = self.method.quirk_llcm_flip_test_modality, info.modality_flipped, \
+                "quirk_llcm_flip_test_modality (LLCM test modality flipped)"
+        else:
+            wanted, found, what = self.method.quirk_llcm_max_train_label_500, info.max_train_label == 500, \
+                "quirk_llcm_max_train_label_500 (LLCM training labels < 500)"
+        if wanted != found:
+            raise ValueError(
+                f"CKDA: CKDAConfig.{what.split(' ')[0]} is {wanted} but the LLCM {info.split} experience was built "
+                f"{'without' if wanted else 'with'} it {what[what.index('('):]}; build the stream with "
+                "vi_lreid_benchmark(..., **method.stream_overrides())")
+
+    def _before_training_exp(self, **kwargs: Any) -> None:
+        self.check_stream_quirks(self.experience)
+        super()._before_training_exp(**kwargs)
+
+    def _before_eval_exp(self, **kwargs: Any) -> None:
+        self.check_stream_quirks(self.experience)
+        super()._before_eval_exp(**kwargs)
 
     def make_criterion(self, method: CKDAConfig) -> ReIDCriterion:
         """`ReIDCriterion` with the method's loss weights (``method.loss_config()``)."""

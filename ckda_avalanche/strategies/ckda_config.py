@@ -18,7 +18,7 @@ from typing import Any
 
 from ckda_avalanche.losses.reid_criterion import ReIDLossConfig
 
-__all__ = ["CKDAConfig", "CKDA_PAPER", "CKDA_ABLATIONS", "ABLATION_FLAGS"]
+__all__ = ["CKDAConfig", "CKDA_PAPER", "CKDA_ABLATIONS", "ABLATION_FLAGS", "QUIRK_FLAGS", "CKDA_VARIANT_ALIASES"]
 
 ABLATION_FLAGS = ("no_msp", "no_mcp", "no_mcp_instance_norm", "no_mcp_gates", "no_modality_embedding",
                   "no_prompt_consistency", "inter_only", "intra_only", "no_cka", "no_merge", "no_centre", "finetune")
@@ -36,6 +36,10 @@ class CKDAConfig:
     """Overall weight of CKA."""
     mu: float = 0.5
     """Mix of CKA: (1 - mu) L_intra + mu L_inter."""
+    intra_weight: float | None = None
+    """Option (spec section 4): weight of L_intra on its own, replacing beta (1 - mu); None = the (beta, mu) form."""
+    inter_weight: float | None = None
+    """Option (spec section 4): weight of L_inter on its own, replacing beta mu; None = the (beta, mu) form."""
     affinity_scale: float = 0.1
     """s in A_ab = softmax_b(s cos(r_a, r_b)) (published 0.1; see `sharp_affinity`)."""
     prototype_tau: float = 0.1
@@ -104,6 +108,10 @@ class CKDAConfig:
                     raise TypeError(f"CKDAConfig.{f.name}: expected a number, got {value!r}")
                 if value < 0:
                     raise ValueError(f"CKDAConfig.{f.name}: expected >= 0, got {value}")
+        for name in ("intra_weight", "inter_weight"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f"CKDAConfig.{name}: expected None or a number >= 0, got {value!r}")
         if not 0.0 <= self.mu <= 1.0 or not 0.0 <= self.centre_mix <= 1.0:
             raise ValueError(f"CKDAConfig.mu and centre_mix must be in [0, 1], got {self.mu}, {self.centre_mix}")
         if not self.merge_lambda < 1.0:
@@ -123,15 +131,19 @@ class CKDAConfig:
 
     @property
     def effective_intra_weight(self) -> float:
-        """Weight of L_intra after ablations: beta (1 - mu), 0 for inter_only / no_cka / finetune."""
+        """Weight of L_intra after ablations: `intra_weight` or beta (1 - mu); 0 for inter_only / no_cka / finetune."""
         off = self.no_cka or self.finetune or self.inter_only
-        return 0.0 if off else self.beta * (1.0 - self.mu)
+        if off:
+            return 0.0
+        return float(self.intra_weight) if self.intra_weight is not None else self.beta * (1.0 - self.mu)
 
     @property
     def effective_inter_weight(self) -> float:
-        """Weight of L_inter after ablations: beta mu, 0 for intra_only / no_cka / finetune."""
+        """Weight of L_inter after ablations: `inter_weight` or beta mu; 0 for intra_only / no_cka / finetune."""
         off = self.no_cka or self.finetune or self.intra_only
-        return 0.0 if off else self.beta * self.mu
+        if off:
+            return 0.0
+        return float(self.inter_weight) if self.inter_weight is not None else self.beta * self.mu
 
     @property
     def effective_merge_lambda(self) -> float:
@@ -199,3 +211,14 @@ CKDA_PAPER = CKDAConfig()
 
 CKDA_ABLATIONS: dict[str, CKDAConfig] = {name: CKDAConfig.ablation(name) for name in ABLATION_FLAGS}
 """One preset per ablation of spec section 8, keyed by flag name."""
+
+QUIRK_FLAGS = ("quirk_regdb_thermal_from_visible", "quirk_llcm_flip_test_modality", "quirk_llcm_max_train_label_500")
+"""The three quirks of the published setting (spec section 7: a, b, c), one boolean field each."""
+
+CKDA_VARIANT_ALIASES: dict[str, dict[str, bool]] = {
+    "quirks": {flag: True for flag in QUIRK_FLAGS},
+    "quirk_a": {QUIRK_FLAGS[0]: True},
+    "quirk_b": {QUIRK_FLAGS[1]: True},
+    "quirk_c": {QUIRK_FLAGS[2]: True},
+}
+"""Short names usable inside a method variant (``ckda[quirks]``, ``ckda[quirk_b]``): each stands for these fields."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ckda_avalanche.benchmarks.sampler import EPOCH_LENGTHS
+
 __all__ = ["TrainConfig", "AMP_MODES"]
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -31,10 +33,15 @@ class TrainConfig:
     """P: identities per batch."""
     num_instances: int = 4
     """K: images per identity and modality in a batch (batch = 2 * P * K)."""
+    epoch_length: str = "identities"
+    """What one epoch is (`ckda_avalanche.benchmarks.sampler.batches_per_epoch_for`): "images" = floor(max(#visible,
+    #infrared) / (P K)) + 1 batches, the published code bases' IdentitySampler (AGW; the `paper` preset), or
+    "identities" = ceil(#identities / P) batches, one pass over the identities (this field's default, kept for the
+    CPU-sized presets and existing configurations)."""
     equal_iterations: bool = True
-    """Every method trains the same iterations per session: an epoch is ceil(N / P) batches with N the current
-    session's identities, even when its training set holds more (Joint's union, Replay's exemplars). False: an
-    epoch is one pass over every identity of the training set, so those methods train longer."""
+    """Every method trains the same iterations per session: the epoch length is computed from the current
+    session's own training set, even when a method trains on more (Joint's union, Replay's exemplars). False: it is
+    computed from the method's whole training set, so those methods train longer."""
     amp: str = "auto"
     """Mixed precision: "auto" (CUDA: bf16 if supported else fp16; CPU: bf16 where supported), "bf16", "fp16"
     (CUDA only, with a gradient scaler) or "off"."""
@@ -59,6 +66,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}: expected >= 1, got {getattr(self, name)}")
         if self.warmup_epochs < 0 or self.num_workers < 0:
             raise ValueError("TrainConfig.warmup_epochs and TrainConfig.num_workers must be >= 0")
+        if self.epoch_length not in EPOCH_LENGTHS:
+            raise ValueError(f"TrainConfig.epoch_length: expected one of {EPOCH_LENGTHS}, got {self.epoch_length!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"TrainConfig.amp: expected one of {AMP_MODES}, got {self.amp!r}")
 

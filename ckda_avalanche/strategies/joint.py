@@ -66,15 +66,14 @@ class Joint(ReIDTemplate):
         current = int(self.experience.current_experience)
         self.adapted_dataset = concat_datasets([stream[i].dataset for i in range(current + 1)]).train()
 
+    def classifier_labels(self) -> tuple[int, int]:
+        """One classifier over the union's identities."""
+        return seen_label_range(self)
+
     def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
-        """In training: one classifier over the union's identities (and the initial weights back if re-initialising)."""
+        """In training: the initial weights back if re-initialising (the classifier comes from `classifier_labels`)."""
         model = super().model_adaptation(model)
-        if self.is_training:
-            self.label_offset, count = seen_label_range(self)
-            model.reset_classifier(count)
-            if not self.reinitialise:
-                model.to(self.device)
-                return model
+        if self.is_training and self.reinitialise:
             result = model.load_state_dict(self.initial_state, strict=False)
             if result.unexpected_keys or any(not k.startswith(_CLASSIFIER) for k in result.missing_keys):
                 raise RuntimeError(f"Joint: the initial weights do not fit the model (missing "

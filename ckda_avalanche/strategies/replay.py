@@ -3,8 +3,6 @@ samples; the classifier covers every identity seen so far. See `plugins/replay.p
 from __future__ import annotations
 
 from avalanche.core import BasePlugin
-from torch import nn
-
 from ckda_avalanche.plugins.replay import ReIDReplayPlugin, ReplayConfig
 from ckda_avalanche.strategies.base import ReIDTemplate
 from ckda_avalanche.strategies.method_strategy import MethodStrategy
@@ -40,11 +38,6 @@ class Replay(MethodStrategy[ReplayConfig]):
         self.replay = ReIDReplayPlugin(config=method)
         return [self.replay]
 
-    def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
-        """As `ReIDTemplate`, but in training the classifier covers every identity seen so far."""
-        model = super().model_adaptation(model)
-        if self.is_training:
-            self.label_offset, count = seen_label_range(self)
-            model.reset_classifier(count)
-            model.to(self.device)
-        return model
+    def classifier_labels(self) -> tuple[int, int]:
+        """The classifier covers every identity seen so far."""
+        return seen_label_range(self)

@@ -169,3 +169,12 @@ def test_real_info_files(real_vcm):
     mean = HITSZVCM(real_vcm, tracklet_feature="mean")
     assert len(mean.test_pool) == sum(test[i][2] - test[i][1] + 1 for i in long_test)
     assert np.all(np.diff([s.tracklet for s in mean.test_pool]) >= 0)
+
+
+def test_paper_rule_is_the_regdb_evaluator_unless_camera_filter(vcm_root):
+    """The published code scores HITSZ-VCM with its RegDB evaluator: no camera filtering (rule "none")."""
+    for kind in ("paper", "full"):
+        reader = HITSZVCM(vcm_root)
+        assert {t.rule for t in reader.protocol(kind).trials(reader.test_pool)} == {"none"}
+        filtered = HITSZVCM(vcm_root, camera_filter=True)
+        assert {t.rule for t in filtered.protocol(kind).trials(filtered.test_pool)} == {"market"}

@@ -63,7 +63,7 @@ def test_resume_appends_and_truncate_keeps_checkpointed_sessions(tmp_path):
     assert dropped == 2
     assert tidy_rows_from_csv(path)["train_exp"].tolist() == [0, 1]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp file left behind
-    _logger(path).log_metrics([_value("mAP", 0.2, train_exp=2)])  # resumed logger appends, no 2nd header
+    _logger(path, mode="append").log_metrics([_value("mAP", 0.2, train_exp=2)])  # appends, no 2nd header
     frame = tidy_rows_from_csv(path)
     assert frame["train_exp"].tolist() == [0, 1, 2]
     assert frame["value"].tolist() == [0.1, 0.1, 0.2]
@@ -102,3 +102,26 @@ def test_errors_are_clear(tmp_path):
         tidy_rows_from_csv(path)
     with pytest.raises(FileNotFoundError):
         tidy_rows_from_csv(tmp_path / "missing.csv")
+
+
+def test_a_second_run_into_the_same_file_is_refused_not_mixed(tmp_path):
+    # README's library example run twice: the second logger must not append its rows to the first run's.
+    path = tmp_path / "metrics.csv"
+    _logger(path).log_metrics([_value("mAP", 0.1, train_exp=1)])
+    with pytest.raises(ValueError, match=r"already holds 1 rows \(run 'r0', method 'ckda', seed 3\).*overwrite"):
+        _logger(path)
+    assert tidy_rows_from_csv(path)["value"].tolist() == [0.1]  # untouched
+    # a header-only file (a logger that never logged) is not a run: a new logger may use it
+    empty = tmp_path / "empty.csv"
+    _logger(empty)
+    _logger(empty).log_metrics([_value("mAP", 0.3)])
+    assert tidy_rows_from_csv(empty)["value"].tolist() == [0.3]
+    # mode="overwrite" starts afresh
+    _logger(path, mode="overwrite").log_metrics([_value("mAP", 0.2, train_exp=1)])
+    assert tidy_rows_from_csv(path)["value"].tolist() == [0.2]
+    # mode="append" continues only the same run
+    for other in (dict(run="r1"), dict(method="lwf"), dict(seed=4), dict(protocol="full")):
+        with pytest.raises(ValueError, match="holds rows of another run"):
+            _logger(path, mode="append", **other)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        _logger(path, mode="add")

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ckda_avalanche.models import ReIDOutput, ViTReID, create_model
 
@@ -60,17 +61,45 @@ def test_no_classifier_gives_none_logits_and_eval_is_unit_norm() -> None:
     torch.testing.assert_close(model.retrieval_feature(x, modality), feats)
 
 
-def test_modality_embedding_changes_output_and_can_be_disabled() -> None:
-    off_prompts = {"use_msp": False, "use_mcp": False}
+def _spec_tokens(model: ViTReID, x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+    """Token sequence written from the spec (§2): strided-conv patch embedding (row-major grid), CLS prepended,
+    position embedding added, then the vector of each sample's modality added to every token (CLS included)."""
+    backbone = model.backbone
+    proj = backbone.patch_embed.proj
+    patches = F.conv2d(x, proj.weight, proj.bias, stride=proj.stride).flatten(2).transpose(1, 2)
+    tokens = torch.cat([backbone.cls_token.expand(x.shape[0], -1, -1), patches], dim=1) + backbone.pos_embed
+    if model.modality_embed is not None:
+        tokens = tokens + torch.stack([model.modality_embed[int(m)] for m in modality]).unsqueeze(1)
+    return tokens
+
+
+@pytest.mark.parametrize("use_embedding", [True, False])
+def test_modality_embedding_is_added_to_every_token_after_the_position_embedding(use_embedding: bool) -> None:
     torch.manual_seed(0)
-    model = create_model("test", config_overrides=off_prompts).eval()
-    x, _ = _batch(model, n=2)
-    vis, ir = torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=torch.long)
-    assert not torch.allclose(model(x, vis), model(x, ir), atol=1e-5)
-    plain = create_model("test", config_overrides={**off_prompts, "use_modality_embedding": False}).eval()
-    assert plain.modality_embed is None
-    assert not any("modality_embed" in k for k in plain.state_dict())
-    torch.testing.assert_close(plain(x, vis), plain(x, ir))
+    overrides = {"use_msp": False, "use_mcp": False, "stride": 12, "use_modality_embedding": use_embedding}
+    model = create_model("test", config_overrides=overrides).eval()
+    with torch.no_grad():  # values large enough that a missing or misplaced term shows
+        model.backbone.cls_token.normal_()
+        model.backbone.pos_embed.normal_()
+        if use_embedding:
+            model.modality_embed.normal_()
+    x, _ = _batch(model, n=4)
+    modality = torch.tensor([1, 0, 0, 1])
+    seen: list[torch.Tensor] = []
+    handle = model.backbone.blocks[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    with torch.no_grad():
+        model(x, modality)
+    handle.remove()
+    expected = _spec_tokens(model, x, modality)
+    assert seen[0].shape == (4, 1 + 5 * 2, model.embed_dim)
+    torch.testing.assert_close(seen[0], expected, atol=1e-5, rtol=1e-4)
+    if use_embedding:  # the CLS token carries the modality vector too
+        offset = seen[0][:, 0] - (model.backbone.cls_token[0, 0] + model.backbone.pos_embed[0, 0])
+        torch.testing.assert_close(offset, model.modality_embed.detach()[modality], atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(model(x, modality), model(x, 1 - modality), atol=1e-4)
+    else:
+        assert not any("modality_embed" in k for k in model.state_dict())
+        torch.testing.assert_close(model(x, modality), model(x, 1 - modality))
 
 
 def test_missing_modality_error_and_batch_modality_fallback() -> None:

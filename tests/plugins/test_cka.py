@@ -1,4 +1,6 @@
 """CKAPlugin: prototype computation (hand-checked), loss term, options, ordering and state."""
+import importlib.util
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -7,12 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ckda_avalanche.losses import cka_loss, cka_terms
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import CKAPlugin, DualPrototypes, TeacherPlugin, compute_dual_prototypes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIZE = (32, 16)
+
+_spec = importlib.util.spec_from_file_location("ckda_reference", Path(__file__).parents[1] / "ckda_reference.py")
+ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ref)
 
 
 class Normalise(nn.Module):
@@ -73,12 +78,14 @@ def test_adds_weighted_intra_and_inter_terms(student_feature):
     plugin.history = [_protos(1)]
     plugin.before_backward(strategy)
     out = strategy.mb_output
-    student = out.feat if student_feature == "feat" else F.normalize(out.bn_feat, dim=1)
-    terms = cka_terms(student, teacher.compute(strategy.mb_x, strategy.mbatch[3]).feature, out.modality,
-                      plugin.history[0].visible, plugin.history[0].infrared, scale=0.1)
-    expected = cka_loss(terms, intra_weight=0.3, inter_weight=0.7)
-    assert strategy.loss.item() == pytest.approx(0.5 + expected.item(), rel=1e-5)
-    assert plugin.last_terms[0].item() == pytest.approx(terms.intra.item(), rel=1e-5)
+    # expected value from the float64 reference of spec §4.4 (tests/ckda_reference.py), not from the package
+    student = out.feat.detach() if student_feature == "feat" else out.bn_feat.detach()
+    teacher_feature = ref.bnneck_feature(model, strategy.mb_x, strategy.mbatch[3])  # eval mode, running stats
+    intra, inter = ref.cka_terms(student, teacher_feature, out.modality, plugin.history[0].visible,
+                                 plugin.history[0].infrared, scale=0.1)
+    assert strategy.loss.item() == pytest.approx(0.5 + 0.3 * intra + 0.7 * inter, rel=1e-6, abs=3e-7)
+    assert plugin.last_terms[0].item() == pytest.approx(intra, rel=1e-4, abs=3e-7)
+    assert plugin.last_terms[1].item() == pytest.approx(inter, rel=1e-4, abs=3e-7)
 
 
 def test_only_last_session_prototypes_unless_accumulate():

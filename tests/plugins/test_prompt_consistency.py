@@ -1,10 +1,10 @@
 """PromptConsistencyPlugin adds exactly alpha * L_p from the second session on, with the shared teacher."""
+import copy
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from ckda_avalanche.losses import prompt_consistency
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import PromptConsistencyPlugin, PromptOrthogonalityPlugin, TeacherPlugin
 from ckda_avalanche.losses import prompt_orthogonality
@@ -38,7 +38,11 @@ def test_adds_alpha_times_l1_between_prompts():
     with torch.no_grad():
         teacher.model.prompter.msp.generators[0].up.weight.add_(0.5)  # make the teacher's prompts differ
     plugin.before_backward(strategy)
-    expected = prompt_consistency(strategy.mb_output.prompt, teacher.compute(strategy.mb_x, strategy.mbatch[3]).prompt)
+    # L_p = mean |P(x) - P~(x)| (spec §4.4) with P~ from the frozen teacher in eval mode, computed here
+    frozen = copy.deepcopy(teacher.model).eval()
+    with torch.no_grad():
+        teacher_prompt = frozen.forward_features(strategy.mb_x, strategy.mbatch[3])[1]
+    expected = (strategy.mb_output.prompt.detach() - teacher_prompt).abs().mean()
     assert expected.item() > 0
     assert strategy.loss.item() == pytest.approx(1.0 + 2.0 * expected.item(), rel=1e-5)
     assert plugin.last_loss.item() == pytest.approx(expected.item(), rel=1e-5)

@@ -1,4 +1,6 @@
 """TeacherPlugin: frozen copy, no gradients, unchanged by the student's training, cached outputs, state round trip."""
+import importlib.util
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,9 +15,19 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SIZE = (32, 16)
 
 
+_spec = importlib.util.spec_from_file_location("ckda_reference", Path(__file__).parents[1] / "ckda_reference.py")
+ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ref)
+
+
 def _model(seed: int = 0):
+    """A test-preset model whose BNNeck has non-trivial running statistics (eval and train BN differ)."""
     torch.manual_seed(seed)
-    return create_model("test", num_classes=4, img_size=SIZE)
+    model = create_model("test", num_classes=4, img_size=SIZE)
+    with torch.no_grad():
+        model.head.bnneck.running_mean.normal_(0.0, 0.5)
+        model.head.bnneck.running_var.uniform_(0.5, 1.5)
+    return model
 
 
 def test_refresh_makes_a_frozen_eval_copy_without_classifier():
@@ -37,9 +49,11 @@ def test_outputs_match_eval_forward_and_are_cached_per_iteration():
     strategy = SimpleNamespace(mb_x=x, mbatch=[x, None, None, modality, None],
                                clock=SimpleNamespace(train_iterations=7))
     out = teacher.outputs(strategy)
+    # f~ = L2norm(BN_old(f_old)) in eval mode, BN written out with its running statistics (tests/ckda_reference.py)
+    expected = ref.bnneck_feature(model, x, modality)
+    assert not torch.allclose(expected, ref.bnneck_feature(model, x, modality, train_mode=True), atol=1e-3)
     model.eval()
     with torch.no_grad():
-        expected = model(x, modality)
         _, expected_prompt = model.forward_features(x, modality)
     assert torch.allclose(out.feature, expected, atol=1e-5)
     assert torch.allclose(out.prompt, expected_prompt, atol=1e-6)

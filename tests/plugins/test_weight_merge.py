@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import TeacherPlugin, WeightMergePlugin, merge_state_into
 
 
@@ -110,3 +111,93 @@ def test_lambda_validation():
         _fill(model, value)
         off.after_training_exp(strategy)
     assert torch.all(model.body.weight == 9.0)
+
+
+# ---------------------------------------------------------------------------------------------- the real model
+SIZE = (32, 16)
+MUST_MERGE = (
+    "backbone.pos_embed", "backbone.cls_token", "modality_embed", "backbone.patch_embed.proj.weight",
+    "backbone.blocks.0.attn.qkv.weight", "backbone.norm.weight", "head.bnneck.weight", "head.bnneck.running_mean",
+    "head.bnneck.running_var", "prompter.msp.generators.0.down.weight", "prompter.msp.generators.1.norm.running_mean",
+    "prompter.msp.generators.1.norm.running_var", "prompter.mcp.instance_norm.running_mean",
+    "prompter.mcp.instance_norm.running_var", "prompter.mcp.gate_ori.0.weight", "prompter.mcp.up.bias",
+)
+"""Spec §5.1: prompts, BN statistics, modality embedding, position embedding and the ViT are all merged."""
+
+
+def _vit(seed: int, classes: int):
+    """A test-preset ViTReID whose every float parameter and buffer (running statistics included) is random, and
+    whose integer buffers hold seed-dependent counts."""
+    torch.manual_seed(seed)
+    model = create_model("test", num_classes=classes, img_size=SIZE)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=g) + (0.5 if name.endswith("running_var") else -0.5))
+            else:
+                t.fill_(10 * seed + 1)
+    return model
+
+
+def _clone_state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _check_merged(model, old, new, lam):
+    """Every float entry of equal shape is lam * old + (1 - lam) * new (computed here); the classifier and the
+    integer buffers (documented: keep the new value) are the new model's."""
+    state = model.state_dict()
+    assert set(state) == set(new)
+    for name, value in state.items():
+        if name.startswith("head.classifier") or not value.is_floating_point():
+            assert torch.equal(value, new[name]), name
+        else:
+            assert old[name].shape == value.shape, name
+            expected = lam * old[name] + (1.0 - lam) * new[name]
+            torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7, msg=name)
+            assert not torch.allclose(value, new[name]), name  # the merge really moved it
+
+
+def test_merge_state_into_covers_every_float_parameter_and_buffer_of_the_vit():
+    old_model, new_model = _vit(1, classes=5), _vit(2, classes=3)
+    old, new = _clone_state(old_model), _clone_state(new_model)
+    merged = merge_state_into(new_model, old, lam=0.7)
+    _check_merged(new_model, old, new, 0.7)
+    float_names = {k for k, v in new.items() if v.is_floating_point() and not k.startswith("head.classifier")}
+    assert set(merged) == float_names
+    assert set(MUST_MERGE) <= set(merged)
+    assert {k for k in new if k.endswith("num_batches_tracked")}  # the integer buffers exist and were kept (above)
+
+
+def test_merge_state_into_never_merges_the_classifier_even_when_sizes_match():
+    old_model, new_model = _vit(1, classes=3), _vit(2, classes=3)
+    old, new = _clone_state(old_model), _clone_state(new_model)
+    merge_state_into(new_model, old, lam=0.7)
+    _check_merged(new_model, old, new, 0.7)
+
+
+def test_plugin_with_teacher_merges_the_vit_with_the_previous_merged_model():
+    """Two sessions through WeightMergePlugin + TeacherPlugin, as CKDA runs them: theta_2 = 0.7 theta_1 + 0.3 theta*_2."""
+    model = _vit(1, classes=4)
+    teacher = TeacherPlugin()
+    merge = WeightMergePlugin(lam=0.7, teacher=teacher)
+    strategy = _strategy(model, [merge, teacher])
+    for plugin in (merge, teacher):
+        plugin.before_training_exp(strategy)
+    first = _clone_state(model)  # "trained" weights of session 1
+    for plugin in (merge, teacher):
+        plugin.after_training_exp(strategy)
+    assert merge.last_merged == [] and all(torch.equal(model.state_dict()[k], v) for k, v in first.items())
+    for plugin in (merge, teacher):
+        plugin.before_training_exp(strategy)
+    trained = _vit(2, classes=6)  # session 2 "training": new weights and a new classifier size
+    model.reset_classifier(6)
+    model.load_state_dict(trained.state_dict())
+    second = _clone_state(model)
+    for plugin in (merge, teacher):
+        plugin.after_training_exp(strategy)
+    _check_merged(model, first, second, 0.7)
+    assert set(MUST_MERGE) <= set(merge.last_merged)
+    merged_state = model.state_dict()
+    assert all(torch.equal(v, merged_state[k]) for k, v in teacher.model.state_dict().items())  # teacher = merged

@@ -49,3 +49,33 @@ def tidy_csvs(tmp_path):
         append_extra_rows(path, _rows(run, method, seed, shift, scale))
         paths.append(path)
     return paths
+
+
+def final_scores_frame(scores, *, precision=None, protocol="paper"):
+    """Tidy rows of two-session runs over ("regdb", "sysu") from ``scores[(method, seed)] = (regdb after session 1,
+    regdb after session 2, sysu after session 2)`` (mAP; Rank1 = mAP / 2 + 0.5). Final seen mAP = mean of the last
+    two; forgetting = first minus second. ``precision[(method, seed)]`` adds one ``precision/<name>`` row per
+    session (a list of two names gives each session its own)."""
+    import pandas as pd
+
+    rows = []
+    for (method, seed), (r1, r2, s2) in scores.items():
+        base = dict(run=f"{method}_s{seed}", method=method, seed=seed, protocol=protocol)
+        cells = [(1, "regdb", r1), (2, "regdb", r2), (2, "sysu", s2)]
+        for t, dataset, m in cells:
+            rows.append(dict(base, train_exp=t, eval_dataset=dataset, trial="mean", metric="mAP", value=m))
+            rows.append(dict(base, train_exp=t, eval_dataset=dataset, trial="mean", metric="Rank1",
+                             value=m / 2 + 0.5))
+        names = (precision or {}).get((method, seed))
+        if names is not None:
+            names = [names, names] if isinstance(names, str) else names
+            for t, name in zip((1, 2), names):
+                rows.append(dict(base, train_exp=t, eval_dataset="-", trial="-", metric=f"precision/{name}",
+                                 value=1.0))
+    return pd.DataFrame.from_records(rows)
+
+
+@pytest.fixture
+def make_frame():
+    """`final_scores_frame` as a fixture."""
+    return final_scores_frame

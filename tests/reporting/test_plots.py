@@ -10,7 +10,8 @@ def test_plot_runs_writes_every_figure(tidy_csvs, tmp_path):
     paths = plot_runs(tidy_csvs, out)
     names = sorted(p.name for p in paths)
     assert names == sorted(f"{stem}.png" for stem in (
-        "seen_mAP_paper", "seen_Rank1_paper", "per_dataset_mAP_paper", "matrix_ckda_paper", "matrix_naive_paper"))
+        "seen_mAP_paper", "seen_Rank1_paper", "per_dataset_mAP_paper", "matrix_ckda_paper", "matrix_naive_paper",
+        "final_seen_paper"))
     for path in paths:
         assert path.is_file() and path.stat().st_size > 10_000, path
     height, width = mpimg.imread(out / "seen_mAP_paper.png").shape[:2]
@@ -23,7 +24,8 @@ def test_plot_runs_accepts_a_dataframe(tidy_csvs, tmp_path):
     frame = load_tidy(tidy_csvs)
     paths = plot_runs(frame[frame["method"] == "naive"], tmp_path, formats=("pdf",))
     assert {p.name for p in paths} == {"seen_mAP_paper.pdf", "seen_Rank1_paper.pdf",
-                                       "per_dataset_mAP_paper.pdf", "matrix_naive_paper.pdf"}
+                                       "per_dataset_mAP_paper.pdf", "matrix_naive_paper.pdf",
+                                       "final_seen_paper.pdf"}
     assert all(p.read_bytes().startswith(b"%PDF") and p.stat().st_size > 5_000 for p in paths)
     with pytest.raises(ValueError, match="formats"):
         plot_runs(frame, tmp_path, formats=())
@@ -34,3 +36,11 @@ def test_method_colours_are_fixed_and_distinct():
     assert method_color("my_new_method") == method_color("my_new_method")
     assert method_color("my_new_method").startswith("#") and len(method_color("my_new_method")) == 7
     assert len({method_color(m) for m in ("ckda", "lwf", "ewc", "replay", "joint", "naive")}) == 6
+
+
+def test_plot_runs_draws_curves_of_unfinished_seeds(tidy_csvs, tmp_path):
+    frame = load_tidy(tidy_csvs)
+    running = frame[~((frame["run"] == "ckda_s1") & (frame["train_exp"] == 3))]  # seed 1 still in session 3
+    with pytest.warns(UserWarning, match="final-score and ablation figures skipped.*different numbers of sessions"):
+        paths = plot_runs(running, tmp_path)
+    assert "seen_mAP_paper.png" in {p.name for p in paths} and "final_seen_paper.png" not in {p.name for p in paths}

@@ -1,13 +1,17 @@
 """The `ckda` command end to end on the `test` preset: run, leaderboard, plots, refusal to overwrite, data check."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from ckda_avalanche.cli import main
 from ckda_avalanche.evaluation import TIDY_COLUMNS
+from ckda_avalanche.runner.env_info import precision_name
+from ckda_avalanche.strategies.precision import cpu_supports_bf16, resolve_amp_dtype
 
 
 def _run(out: Path, root: Path, config: Path, *extra: str) -> int:
@@ -33,8 +37,14 @@ def test_run_writes_metrics_leaderboard_and_plots(tmp_path, tiny_synthetic_root,
             (1, "regdb"), (1, "sysu"), (2, "regdb"), (2, "sysu")]
         assert maps.value.between(0, 1).all()
         assert (frame.metric == "train_time_s").sum() == 2
+        # the precision the strategy ran in, in env.json and as one run-level CSV row per session
+        expected = precision_name(resolve_amp_dtype("auto", torch.device("cpu")))
+        env = json.loads((run_dir / "env.json").read_text())
+        assert env["precision"] == expected and env["cpu_bf16"] == cpu_supports_bf16() and env["cpu_model"]
+        assert frame[frame.metric.str.startswith("precision/")].metric.tolist() == [f"precision/{expected}"] * 2
     board = pd.read_csv(out / "leaderboard.csv")
     assert set(board["method"]) == {"finetune", "ckda"}
+    assert set(board["precision"]) == {precision_name(resolve_amp_dtype("auto", torch.device("cpu")))}
     assert (out / "leaderboard.md").read_text().count("\n|") >= 3
     pngs = sorted((out / "plots").glob("*.png"))
     assert pngs and all(p.stat().st_size > 5000 for p in pngs)
@@ -83,3 +93,40 @@ def test_bad_config_and_method_are_clear_errors(tmp_path, tiny_synthetic_root, c
     assert "train.epochs: expected an integer" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="unknown"):
         main(["run", "--preset", "test", "--methods", "nosuchmethod", "--out", str(tmp_path / "y")])
+
+
+def test_run_help_lists_every_method(capsys):
+    from ckda_avalanche.cli import main
+    from ckda_avalanche.runner.config import ALL_METHODS
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for method in ALL_METHODS:
+        assert method in text.split("shorthands")[1]
+
+
+def test_ranking_functions_import_from_the_evaluation_package():
+    from ckda_avalanche.evaluation import evaluate_features, evaluate_rank
+    from ckda_avalanche.evaluation.ranking import evaluate_features as f, evaluate_rank as r
+
+    assert (evaluate_rank, evaluate_features) == (r, f)
+
+
+def test_progress_bar_reads_the_loss_without_a_warning():
+    import types
+    import warnings
+
+    import torch
+
+    from ckda_avalanche.runner.progress import EpochProgressPlugin
+
+    plugin = EpochProgressPlugin(label="x")
+    loss = (torch.ones(2, requires_grad=True) * 3).sum()
+    strategy = types.SimpleNamespace(dataloader=[0, 1], clock=types.SimpleNamespace(train_exp_counter=0,
+                                     train_exp_epochs=0), train_epochs=1, loss=loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plugin.before_training_epoch(strategy)
+        plugin.after_training_iteration(strategy)
+        plugin.after_training_epoch(strategy)

@@ -136,7 +136,8 @@ class Explode(SupervisedPlugin):
 def test_non_finite_loss_names_session_and_iteration(stream):
     model = create_model("test", num_classes=0, img_size=SIZE)
     strategy = ReIDTemplate(model=model, config=_config(num_identities=1), device="cpu", plugins=[Explode()])
-    with pytest.raises(FloatingPointError, match=r"session 0 \(regdb\), epoch 0, iteration 1"):
+    # 1-based like the CSV's train_exp: the first session's second iteration (clock counter 1) of its first epoch
+    with pytest.raises(FloatingPointError, match=r"session 1 \(regdb\), epoch 1/1, iteration 2"):
         strategy.train(stream.train_stream[0])
 
 

@@ -1,11 +1,16 @@
-"""Helpers shared by the four dataset readers: index-file parsing, one-pass file listing, image loading, summaries.
+"""Helpers shared by the four dataset readers: index-file parsing, one-pass file listing, summaries.
 
-Every check raises `DatasetLayoutError` naming the dataset, the file, the 1-based line and what was expected.
-File existence is checked against one ``os.walk`` listing per image folder (set lookups), never one ``stat`` per
-index line, so the ~50k-image SYSU-MM01 / LLCM trees validate in well under a second.
+Every check raises `DatasetLayoutError` naming the dataset, the file, the 1-based line and what was expected:
+format errors at once, the cross-checks (missing or broken files, duplicates, leaks, ...) collected and raised
+together as a `DatasetProblemsError` (``problems.py``). Images are decoded in ``images.py``.
+File existence is checked against one directory scan per image folder (set lookups), never one ``stat`` per
+index line, so the ~50k-image SYSU-MM01 / LLCM trees validate in well under a second. The scan follows symlinked
+folders and files (the usual way to share a dataset), visits a folder reached twice through links only once, and
+reports symlinks that lead nowhere or loop.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 from abc import ABC, abstractmethod
@@ -14,27 +19,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from ..errors import DatasetLayoutError
 from ..protocols import EvalProtocol, group_pool_by_tracklet
 from ..sample import INFRARED, VISIBLE, ReIDSample
+from .images import load_image  # noqa: F401 - re-exported: readers' image loading lived here before
+from .problems import WARNING, DataProblem, error, raise_if_errors
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 """File suffixes (lower-cased) counted as images when a reader lists a folder itself (SYSU-MM01)."""
 
 MODALITY_NAMES: dict[int, str] = {VISIBLE: "visible", INFRARED: "infrared"}
-
-
-def load_image(path: str, *, dataset: str) -> Image.Image:
-    """Open ``path`` as an RGB PIL image; raise `DatasetLayoutError` naming the file when it cannot be decoded."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError as error:
-        raise DatasetLayoutError(dataset, path, "image file is missing") from error
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise DatasetLayoutError(dataset, path, f"cannot decode image ({error})") from error
 
 
 def require_dir(dataset: str, path: Path, what: str) -> Path:
@@ -111,24 +105,98 @@ def read_id_list(dataset: str, path: Path) -> list[int]:
     return ids
 
 
+@dataclass(frozen=True)
+class FileListing:
+    """Files under a folder, as ``/``-separated paths relative to the dataset root."""
+
+    files: set[str]
+    """Every readable file (symlinks followed)."""
+    broken: dict[str, str]
+    """Symlinks that cannot be followed -> why (``"dangling symlink"``, ``"symlink loop"``)."""
+
+
+def _broken_reason(path: str) -> str | None:
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"dangling symlink (points to {os.readlink(path)!r}, which does not exist)"
+    except OSError as exc:
+        return "symlink loop" if exc.errno == errno.ELOOP else f"unreadable symlink ({exc.strerror})"
+    return None
+
+
+def scan_files(root: Path, folder: str) -> FileListing:
+    """Every file under ``root/folder`` (one ``os.scandir`` per folder), following symlinked folders and files.
+
+    ``folder=""`` lists the whole of ``root`` (paths then start below it).
+    """
+    files: set[str] = set()
+    broken: dict[str, str] = {}
+    visited: set[tuple[int, int]] = set()
+    stack = [(str(root / folder), folder.replace(os.sep, "/").strip("/"))]
+    while stack:
+        directory, rel_dir = stack.pop()
+        try:
+            info = os.stat(directory)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) in visited:
+            continue  # reached again through a symlink: list it once
+        visited.add((info.st_dev, info.st_ino))
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    stack.append((entry.path, rel))
+                    continue
+                reason = _broken_reason(entry.path) if entry.is_symlink() else None
+                if reason is None:
+                    files.add(rel)
+                else:
+                    broken[rel] = reason
+    return FileListing(files=files, broken=broken)
+
+
 def list_files(root: Path, folder: str) -> set[str]:
-    """Every file under ``root/folder``, as ``/``-separated paths relative to ``root`` (one ``os.walk`` pass)."""
-    found: set[str] = set()
-    base = root / folder
-    for directory, _subdirs, files in os.walk(base):
-        rel_dir = os.path.relpath(directory, root).replace(os.sep, "/")
-        found.update(f"{rel_dir}/{name}" for name in files)
-    return found
+    """Every readable file under ``root/folder``, as ``/``-separated paths relative to ``root`` (see `scan_files`)."""
+    return scan_files(root, folder).files
+
+
+def merge_listings(*listings: FileListing) -> FileListing:
+    """The union of several listings."""
+    return FileListing(files=set().union(*(x.files for x in listings)),
+                       broken={k: v for x in listings for k, v in x.broken.items()})
+
+
+def entries_missing(dataset: str, index_path: Path, entries: Iterable[IndexEntry],
+                    listing: FileListing) -> list[DataProblem]:
+    """One error per broken symlink an index entry names, and one for the entries naming no file at all."""
+    problems = []
+    missing = []
+    for entry in entries:
+        if entry.relpath in listing.files:
+            continue
+        if entry.relpath in listing.broken:
+            problems.append(error(dataset, index_path, f"image {entry.relpath!r} is a "
+                                  f"{listing.broken[entry.relpath]}", line=entry.line))
+        else:
+            missing.append(entry)
+    if missing:
+        first = missing[0]
+        problems.append(error(dataset, index_path, f"image {first.relpath!r} does not exist under the dataset root "
+                              f"({len(missing)} listed image(s) missing in this file)", line=first.line))
+    return problems
 
 
 def check_entries_exist(dataset: str, index_path: Path, entries: Iterable[IndexEntry], existing: set[str]) -> None:
     """Raise on the first index entry whose image is not in ``existing`` (and say how many are missing)."""
-    missing = [entry for entry in entries if entry.relpath not in existing]
-    if missing:
-        first = missing[0]
-        raise DatasetLayoutError(dataset, index_path,
-                                 f"image {first.relpath!r} does not exist under the dataset root "
-                                 f"({len(missing)} listed image(s) missing in this file)", line=first.line)
+    problems = entries_missing(dataset, index_path, entries, FileListing(files=existing, broken={}))
+    if problems:
+        raise problems[0].as_error()
 
 
 def folder_pid(dataset: str, index_path: Path, entry: IndexEntry, *, depth: int = 1) -> int:
@@ -191,6 +259,8 @@ class ReaderBase(ABC):
     query: list[ReIDSample]
     gallery: list[ReIDSample]
     notes: list[str]
+    problems: list[DataProblem]
+    """Findings of the reader's cross-checks; once the reader is built, only warnings (errors raise)."""
 
     @abstractmethod
     def protocol(self, kind: str = "paper") -> EvalProtocol:
@@ -199,6 +269,11 @@ class ReaderBase(ABC):
     def _check_protocol_kind(self, kind: str) -> None:
         if kind not in ("paper", "full"):
             raise ValueError(f"{self.name}: protocol kind must be 'paper' or 'full', got {kind!r}")
+
+    def _finish_problems(self) -> None:
+        """Raise the collected errors together (`DatasetProblemsError`); copy the warnings into ``notes``."""
+        raise_if_errors(self.problems)
+        self.notes.extend(f"warning: {p.text}" for p in self.problems if p.severity == WARNING)
 
     def _set_paper_split(self) -> None:
         """Materialise ``query`` / ``gallery`` from the first trial of the paper protocol."""

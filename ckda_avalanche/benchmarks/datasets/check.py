@@ -39,6 +39,16 @@ class DatasetReport:
         return self.error is None
 
 
+def find_dataset_folders(base: Path) -> list[tuple[str, Path, type[ReaderBase]]]:
+    """(reader name, dataset folder, reader class) of every dataset folder present under ``base``."""
+    found = []
+    for dataset, folders, reader_class in DATASET_FOLDERS:
+        folder = next((base / name for name in folders if (base / name).is_dir()), None)
+        if folder is not None:
+            found.append((dataset, folder, reader_class))
+    return found
+
+
 def check_root(root: str | Path) -> list[DatasetReport]:
     """Read every dataset folder found under ``root`` (``RegDB``, ``SYSU-MM01``, ``LLCM``, ``HITSZ-VCM`` or ``VCM``).
 
@@ -50,10 +60,7 @@ def check_root(root: str | Path) -> list[DatasetReport]:
         raise DatasetLayoutError("data", base, "missing folder: expected a folder holding RegDB/, SYSU-MM01/, "
                                  "LLCM/ and/or HITSZ-VCM/")
     reports = []
-    for dataset, folders, reader_class in DATASET_FOLDERS:
-        folder = next((base / name for name in folders if (base / name).is_dir()), None)
-        if folder is None:
-            continue
+    for dataset, folder, reader_class in find_dataset_folders(base):
         try:
             reader = reader_class(folder)
         except DatasetLayoutError as error:
@@ -63,8 +70,12 @@ def check_root(root: str | Path) -> list[DatasetReport]:
     return reports
 
 
-def format_check_report(reports: list[DatasetReport]) -> str:
-    """A plain-text table: per dataset and split (train, query, gallery) ids, visible / infrared images, cameras."""
+def format_check_report(reports: list[DatasetReport], *, warnings: bool = True) -> str:
+    """A plain-text table: per dataset and split (train, query, gallery) ids, visible / infrared images, cameras.
+
+    The readers' notes follow each dataset; ``warnings=False`` leaves out the notes that are warnings (the deep
+    check lists those itself).
+    """
     if not reports:
         return "no dataset folder found (expected RegDB/, SYSU-MM01/, LLCM/ and/or HITSZ-VCM/ or VCM/)"
     header = f"{'dataset':<8} {'split':<8} {'ids':>6} {'visible':>8} {'infrared':>9}  cameras"
@@ -78,5 +89,6 @@ def format_check_report(reports: list[DatasetReport]) -> str:
             cameras = ",".join(str(c) for c in stats["cameras"])
             lines.append(f"{report.dataset:<8} {split:<8} {stats['ids']:>6} {stats['images']['visible']:>8} "
                          f"{stats['images']['infrared']:>9}  {cameras}")
-        lines.extend(f"{'':<8} note: {note}" for note in report.summary["notes"])
+        lines.extend(f"{'':<8} note: {note}" for note in report.summary["notes"]
+                     if warnings or not note.startswith("warning: "))
     return "\n".join(lines)

@@ -19,18 +19,22 @@ from ..errors import DatasetLayoutError
 from ..protocols import EvalProtocol, PoolSelector, TrialSpec
 from ..sample import INFRARED, VISIBLE, ReIDSample
 from ._common import (
+    FileListing,
     IndexEntry,
     ReaderBase,
-    check_entries_exist,
     check_label_consistency,
+    entries_missing,
     folder_pid,
-    list_files,
+    merge_listings,
     read_id_list,
     read_path_label_file,
     require_both_modalities,
     require_dir,
     require_file,
+    scan_files,
 )
+from .integrity import IndexIdentities, duplicate_lines, split_leaks
+from .problems import DataProblem
 
 _FOLDERS = {VISIBLE: "vis", INFRARED: "nir"}
 _CAMERA_FIELD = re.compile(r"_c(\d+)_")
@@ -55,18 +59,24 @@ class LLCM(ReaderBase):
         for folder in _FOLDERS.values():
             require_dir("LLCM", base / folder, f"{folder}/<pid:04d>/*.jpg images")
         idx = require_dir("LLCM", base / "idx", "idx/{train,test}_{vis,nir}.txt and idx/test_id.txt")
-        existing = set().union(*(list_files(base, folder) for folder in _FOLDERS.values()))
-        self.train = self._read_split(base, idx, "train", existing)
-        self.test_pool = self._read_split(base, idx, "test", existing)
+        listing = merge_listings(*(scan_files(base, folder) for folder in _FOLDERS.values()))
+        self.problems: list[DataProblem] = []
+        self._identities: dict[str, IndexIdentities] = {"train": [], "test": []}
+        self.train = self._read_split(base, idx, "train", listing)
+        self.test_pool = self._read_split(base, idx, "test", listing)
+        # train lines dropped by max_train_label are not training identities, hence no leak
+        self.problems += split_leaks("LLCM", self._identities["train"], self._identities["test"])
+        self._finish_problems()
         self._check_test_ids(idx)
         self._set_paper_split()
 
-    def _read_split(self, base: Path, idx: Path, split: str, existing: set[str]) -> list[ReIDSample]:
+    def _read_split(self, base: Path, idx: Path, split: str, listing: FileListing) -> list[ReIDSample]:
         samples: list[ReIDSample] = []
         for modality, folder in _FOLDERS.items():
             index_path = require_file("LLCM", idx / f"{split}_{folder}.txt",
                                       f"'{folder}/<pid:04d>/<pid>_c<NN>_..._{folder}.jpg <label>' lines")
             entries = read_path_label_file("LLCM", index_path)
+            self.problems += duplicate_lines("LLCM", index_path, entries)
             if split == "train" and self.max_train_label is not None:
                 kept = [entry for entry in entries if entry.label < self.max_train_label]
                 self.notes.append(f"{index_path.name}: dropped {len(entries) - len(kept)} of {len(entries)} lines "
@@ -76,9 +86,10 @@ class LLCM(ReaderBase):
                 if entry.relpath.split("/")[0] != folder:
                     raise DatasetLayoutError("LLCM", index_path, f"expected a path under {folder}/, got "
                                              f"{entry.relpath!r}", line=entry.line)
-            check_entries_exist("LLCM", index_path, entries, existing)
+            self.problems += entries_missing("LLCM", index_path, entries, listing)
             pids = [folder_pid("LLCM", index_path, entry) for entry in entries]
             check_label_consistency("LLCM", index_path, entries, pids)
+            self._identities[split].append((index_path, [(pid, e.line) for e, pid in zip(entries, pids)]))
             samples.extend(ReIDSample(path=str(base / entry.relpath), pid=pid,
                                       camid=self._camera(index_path, entry), modality=modality)
                            for entry, pid in zip(entries, pids))

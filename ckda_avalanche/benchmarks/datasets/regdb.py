@@ -17,17 +17,21 @@ from ..errors import DatasetLayoutError
 from ..protocols import EvalProtocol, PoolSelector, TrialSpec
 from ..sample import INFRARED, VISIBLE, ReIDSample
 from ._common import (
+    FileListing,
     IndexEntry,
     ReaderBase,
-    check_entries_exist,
     check_label_consistency,
+    entries_missing,
     folder_pid,
-    list_files,
+    merge_listings,
     read_path_label_file,
     require_both_modalities,
     require_dir,
     require_file,
+    scan_files,
 )
+from .integrity import IndexIdentities, duplicate_lines, split_leaks
+from .problems import DataProblem
 
 _MODALITY_FOLDERS = {VISIBLE: "Visible", INFRARED: "Thermal"}
 _FILE_WORDS = {VISIBLE: "visible", INFRARED: "thermal"}
@@ -51,22 +55,28 @@ class RegDB(ReaderBase):
         for folder in _MODALITY_FOLDERS.values():
             require_dir("RegDB", base / folder, f"{folder}/<pid>/*.bmp images")
         require_dir("RegDB", base / "idx", "idx/{train,test}_{visible,thermal}_<trial>.txt index files")
-        existing = set().union(*(list_files(base, folder) for folder in _MODALITY_FOLDERS.values()))
-        self.train = self._read_split(base, "train", existing)
-        self.test_pool = self._read_split(base, "test", existing)
+        listing = merge_listings(*(scan_files(base, folder) for folder in _MODALITY_FOLDERS.values()))
+        self.problems: list[DataProblem] = []
+        self._identities: dict[str, IndexIdentities] = {"train": [], "test": []}
+        self.train = self._read_split(base, "train", listing)
+        self.test_pool = self._read_split(base, "test", listing)
+        self.problems += split_leaks("RegDB", self._identities["train"], self._identities["test"])
+        self._finish_problems()
         self._check_test_ids(base)
         self._set_paper_split()
 
-    def _read_split(self, base: Path, split: str, existing: set[str]) -> list[ReIDSample]:
+    def _read_split(self, base: Path, split: str, listing: FileListing) -> list[ReIDSample]:
         samples: list[ReIDSample] = []
         for modality, word in _FILE_WORDS.items():
             index_path = require_file("RegDB", base / "idx" / f"{split}_{word}_{self.trial}.txt",
                                       f"'<{_MODALITY_FOLDERS[modality]}/pid/file.bmp> <label>' lines")
             entries = read_path_label_file("RegDB", index_path)
             self._check_modality_folder(index_path, entries, modality)
-            check_entries_exist("RegDB", index_path, entries, existing)
+            self.problems += entries_missing("RegDB", index_path, entries, listing)
+            self.problems += duplicate_lines("RegDB", index_path, entries)
             pids = [folder_pid("RegDB", index_path, entry) for entry in entries]
             check_label_consistency("RegDB", index_path, entries, pids)
+            self._identities[split].append((index_path, [(pid, e.line) for e, pid in zip(entries, pids)]))
             samples.extend(ReIDSample(path=str(base / entry.relpath), pid=pid, camid=_CAMERAS[modality],
                                       modality=modality) for entry, pid in zip(entries, pids))
         require_both_modalities("RegDB", base / "idx", f"{split} (trial {self.trial})", samples)

@@ -14,8 +14,10 @@ counts are reported in ``notes``). Train: ``frames_per_tracklet`` distinct frame
 frame order). Test, ``tracklet_feature="frame"``: each tracklet is represented by its middle frame (0-based index
 ``n // 2``); ``"mean"``: every frame is in the pool and the protocol averages features per tracklet
 (``group_by_tracklet=True``). Every sample carries ``tracklet`` = the 0-based row of its track-info file.
-Protocols (rule "market", one fixed split): paper = infrared query tracklets (query_IDX) -> the remaining visible
-tracklets; full = both directions (visible tracklets -> the query_IDX tracklets as gallery).
+Protocols (one fixed split): paper = infrared query tracklets (query_IDX) -> the remaining visible tracklets; full =
+both directions (visible tracklets -> the query_IDX tracklets as gallery). Ranking rule "none" (no camera
+filtering), as the published code scores HITSZ-VCM with its RegDB evaluator; ``camera_filter=True`` gives the
+Market-style rule instead.
 """
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ import numpy as np
 from ..errors import DatasetLayoutError
 from ..protocols import EvalProtocol, PoolSelector, TrialSpec
 from ..sample import INFRARED, VISIBLE, ReIDSample
-from ._common import ReaderBase, list_files, read_lines, require_both_modalities, require_dir, require_file
+from ._common import ReaderBase, read_lines, require_both_modalities, require_dir, require_file, scan_files
+from .integrity import IdentitySource, identity_leaks
+from .problems import DataProblem, error, warning
 
 _NAME = re.compile(r"^(\d+)M(\d)D(\d+)T(\d+)F(.+)$")
 _MODALITY = {1: INFRARED, 2: VISIBLE}
@@ -41,6 +45,7 @@ class _FrameName:
     relpath: str
     pid: int
     modality_code: int
+    cam: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,9 @@ class HITSZVCM(ReaderBase):
     name = "vcm"
 
     def __init__(self, root: str | Path, *, frames_per_tracklet: int = 3, min_tracklet_len: int = 12,
-                 tracklet_feature: str = "frame", seed: int = 0) -> None:
+                 tracklet_feature: str = "frame", seed: int = 0, camera_filter: bool = False) -> None:
+        """``camera_filter=False`` (published): rank with no camera filtering, as the published code scores HITSZ-VCM
+        with its RegDB evaluator; True: the Market-style same-id-same-camera removal."""
         if tracklet_feature not in TRACKLET_FEATURES:
             raise ValueError(f"HITSZ-VCM tracklet_feature must be one of {TRACKLET_FEATURES}, got "
                              f"{tracklet_feature!r}")
@@ -73,17 +80,22 @@ class HITSZVCM(ReaderBase):
                              f"{frames_per_tracklet} and {min_tracklet_len}")
         self.frames_per_tracklet, self.min_tracklet_len = frames_per_tracklet, min_tracklet_len
         self.tracklet_feature, self.seed = tracklet_feature, seed
+        self.camera_filter = camera_filter
         base = require_dir("HITSZ-VCM", Path(root).expanduser().resolve(), "the HITSZ-VCM dataset root")
         self.root = str(base)
         self.notes: list[str] = []
         self._num_rows: dict[str, int] = {}
+        self._pids: dict[str, tuple[Path, list[_Track]]] = {}
+        self.problems: list[DataProblem] = []
         info = require_dir("HITSZ-VCM", base / "info", "info/{train,test}_name.txt, info/track_*_info.txt, "
                                                         "info/query_IDX.txt")
         for folder in ("Train", "Test"):
             require_dir("HITSZ-VCM", base / folder, f"{folder}/<pid:04d>/{{rgb,ir}}/D<cam>/<frame>.jpg frames")
         train_tracks, train_names = self._read_split(base, info, "train", "Train")
         test_tracks, test_names = self._read_split(base, info, "test", "Test")
+        self._check_leaks(info)
         self.query_rows = self._read_query_rows(info, test_tracks)
+        self._finish_problems()
         self.train = self._train_samples(base, train_tracks, train_names)
         self.test_pool = self._test_samples(base, test_tracks, test_names)
         require_both_modalities("HITSZ-VCM", info / "track_train_info.txt", "training", self.train)
@@ -103,7 +115,7 @@ class HITSZVCM(ReaderBase):
             pid_text, modality_text, cam_text, _, frame = match.groups()
             code = int(modality_text)
             names.append((number, _FrameName(relpath=f"{folder}/{pid_text}/{_MODALITY_FOLDER[code]}/D{cam_text}/"
-                                             f"{frame}", pid=int(pid_text), modality_code=code)))
+                                             f"{frame}", pid=int(pid_text), modality_code=code, cam=int(cam_text))))
         track_path = require_file("HITSZ-VCM", info / f"track_{split}_info.txt", "rows 'modality start end pid cam'")
         tracks = []
         for row, (number, line) in enumerate(read_lines("HITSZ-VCM", track_path)):
@@ -120,27 +132,72 @@ class HITSZVCM(ReaderBase):
         if not tracks:
             raise DatasetLayoutError("HITSZ-VCM", track_path, "no tracklet rows: expected 'modality start end pid cam'")
         self._num_rows[split] = len(tracks)
+        self._check_rows(track_path, tracks)
+        self._pids[split] = (track_path, tracks)
         kept = [t for t in tracks if t.length >= self.min_tracklet_len]
         self.notes.append(f"{track_path.name}: skipped {len(tracks) - len(kept)} of {len(tracks)} tracklets "
                           f"shorter than min_tracklet_len={self.min_tracklet_len}")
         self._check_frames(base, folder, name_path, track_path, kept, names)
         return kept, [name for _, name in names]
 
-    @staticmethod
-    def _check_frames(base: Path, folder: str, name_path: Path, track_path: Path, tracks: list[_Track],
+    def _check_rows(self, track_path: Path, tracks: list[_Track]) -> None:
+        """Each frame belongs to one tracklet: a row repeating or overlapping an earlier row's frames is an error."""
+        ordered = sorted(tracks, key=lambda t: (t.start, t.row))
+        reach: _Track | None = None  # the earlier row reaching furthest
+        for track in ordered:
+            if reach is not None and track.start <= reach.end:
+                kind = "duplicated tracklet row" if (track.start, track.end) == (reach.start, reach.end) else \
+                    "overlapping tracklet rows"
+                self.problems.append(error("HITSZ-VCM", track_path, f"{kind}: frames {track.start}..{track.end} of "
+                                           f"this row are also in row {reach.row + 1} (line {reach.line}, frames "
+                                           f"{reach.start}..{reach.end}); expected each frame in one tracklet",
+                                           line=track.line))
+            if reach is None or track.end > reach.end:
+                reach = track
+
+    def _check_leaks(self, info: Path) -> None:
+        """A test tracklet's identity must not be a training identity."""
+        train_path, train_tracks = self._pids["train"]
+        train: dict[int, IdentitySource] = {}
+        for track in train_tracks:
+            train.setdefault(track.pid, (train_path, track.line))
+        test_path, test_tracks = self._pids["test"]
+        self.problems += identity_leaks("HITSZ-VCM", train, test_path, ((t.pid, t.line) for t in test_tracks))
+
+    def _check_frames(self, base: Path, folder: str, name_path: Path, track_path: Path, tracks: list[_Track],
                       names: list[tuple[int, _FrameName]]) -> None:
-        """Every frame of a kept tracklet must agree with its row (pid, modality) and exist on disk."""
-        existing = list_files(base, folder)
+        """Every frame of a kept tracklet must agree with its row (pid, modality; camera: a warning) and exist."""
+        listing = scan_files(base, folder)
+        missing = 0
+        other_camera: list[tuple[int, _Track, _FrameName]] = []
         for track in tracks:
+            mismatch = False
             for number, frame in names[track.start - 1:track.end]:
-                if frame.pid != track.pid or frame.modality_code != track.modality_code:
-                    raise DatasetLayoutError("HITSZ-VCM", name_path, f"frame of pid {frame.pid} modality "
-                                             f"{frame.modality_code} inside tracklet row {track.row + 1} of "
-                                             f"{track_path.name} (pid {track.pid}, modality {track.modality_code})",
-                                             line=number)
-                if frame.relpath not in existing:
-                    raise DatasetLayoutError("HITSZ-VCM", name_path, f"frame resolves to {frame.relpath!r}, which "
-                                             "does not exist under the dataset root", line=number)
+                if not mismatch and (frame.pid != track.pid or frame.modality_code != track.modality_code):
+                    mismatch = True  # one error per row
+                    self.problems.append(error("HITSZ-VCM", name_path, f"frame of pid {frame.pid} modality "
+                                               f"{frame.modality_code} inside tracklet row {track.row + 1} of "
+                                               f"{track_path.name} (pid {track.pid}, modality "
+                                               f"{track.modality_code})", line=number))
+                if frame.cam != track.cam:
+                    other_camera.append((number, track, frame))
+                if frame.relpath in listing.broken:
+                    self.problems.append(error("HITSZ-VCM", name_path, f"frame resolves to {frame.relpath!r}, a "
+                                               f"{listing.broken[frame.relpath]}", line=number))
+                elif frame.relpath not in listing.files:
+                    if missing == 0:
+                        first = (number, frame.relpath)
+                    missing += 1
+        if missing:
+            self.problems.append(error("HITSZ-VCM", name_path, f"frame resolves to {first[1]!r}, which does not exist "
+                                       f"under the dataset root ({missing} frame(s) of kept tracklets missing)",
+                                       line=first[0]))
+        if other_camera:
+            number, track, frame = other_camera[0]
+            self.problems.append(warning("HITSZ-VCM", name_path, f"frame of camera D{frame.cam} inside tracklet row "
+                                         f"{track.row + 1} of {track_path.name} (camera {track.cam}); "
+                                         f"{len(other_camera)} frame(s) in all disagree with their row, whose camera "
+                                         "is used", line=number))
 
     def _read_query_rows(self, info: Path, test_tracks: list[_Track]) -> frozenset[int]:
         """0-based test-info rows of the query tracklets (rows of skipped short tracklets are kept but unused)."""
@@ -196,7 +253,8 @@ class HITSZVCM(ReaderBase):
         group = self.tracklet_feature == "mean"
         queries = PoolSelector(tracklets=self.query_rows)
         others = PoolSelector(modality=VISIBLE, tracklets=self.query_rows, exclude_tracklets=True)
-        specs = [TrialSpec(name="ir2vis/trial0", rule="market", query=queries, gallery=others)]
+        rule = "market" if self.camera_filter else "none"
+        specs = [TrialSpec(name="ir2vis/trial0", rule=rule, query=queries, gallery=others)]
         if kind == "full":
-            specs.append(TrialSpec(name="vis2ir/trial0", rule="market", query=others, gallery=queries))
+            specs.append(TrialSpec(name="vis2ir/trial0", rule=rule, query=others, gallery=queries))
         return EvalProtocol(name=kind, specs=specs, group_by_tracklet=group)

@@ -1,0 +1,86 @@
+"""`DataProblem`: one finding of a reader's consistency checks or of the deep check, and how readers raise them.
+
+The readers' cheap cross-checks (identity leaks between train and test, duplicated index lines or tracklet rows,
+badly named identity folders, empty camera folders, missing or broken files) do not stop at the first finding: a
+reader collects them while it reads, then raises one `DatasetProblemsError` carrying all of them. Its message is the
+first error (naming the file and line) plus how many more there are, so ``ckda data check ROOT`` stays one line per
+dataset while ``ckda data check ROOT --deep`` lists every problem. Warnings (suspicious but usable data) never stop
+a reader; they are kept in the reader's ``warnings`` and ``notes``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DatasetLayoutError
+
+ERROR = "error"
+"""Severity of a problem that makes the data unusable or the scores wrong."""
+WARNING = "warning"
+"""Severity of a problem that leaves the data usable but deserves a look."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataProblem:
+    """One problem of a dataset on disk: severity, dataset, offending file (and 1-based line) and what is wrong."""
+
+    severity: str
+    """`ERROR` or `WARNING`."""
+    dataset: str
+    """Dataset name as used in messages: ``"RegDB"``, ``"SYSU-MM01"``, ``"LLCM"``, ``"HITSZ-VCM"``."""
+    path: str
+    """The offending file or folder."""
+    message: str
+    """What is wrong and what was expected."""
+    line: int | None = None
+    """1-based line of ``path`` for index files, else None."""
+
+    def __post_init__(self) -> None:
+        if self.severity not in (ERROR, WARNING):
+            raise ValueError(f"DataProblem.severity: expected {ERROR!r} or {WARNING!r}, got {self.severity!r}")
+
+    @property
+    def text(self) -> str:
+        """``"<dataset>: <path>[ line N]: <message>"``, the format of `DatasetLayoutError`."""
+        where = self.path if self.line is None else f"{self.path} line {self.line}"
+        return f"{self.dataset}: {where}: {self.message}"
+
+    def as_error(self) -> DatasetLayoutError:
+        """This problem as a `DatasetLayoutError`."""
+        return DatasetLayoutError(self.dataset, self.path, self.message, line=self.line)
+
+
+def error(dataset: str, path: str | Path, message: str, *, line: int | None = None) -> DataProblem:
+    """An `ERROR` problem."""
+    return DataProblem(severity=ERROR, dataset=dataset, path=str(path), message=message, line=line)
+
+
+def warning(dataset: str, path: str | Path, message: str, *, line: int | None = None) -> DataProblem:
+    """A `WARNING` problem."""
+    return DataProblem(severity=WARNING, dataset=dataset, path=str(path), message=message, line=line)
+
+
+class DatasetProblemsError(DatasetLayoutError):
+    """A reader found one or more errors; ``problems`` holds all of them (warnings included), in reading order.
+
+    The message is the first error's, plus ``(and N more problem(s) ...)`` when there are several.
+    """
+
+    def __init__(self, problems: Sequence[DataProblem]) -> None:
+        errors = [p for p in problems if p.severity == ERROR]
+        if not errors:
+            raise ValueError("DatasetProblemsError needs at least one error-level problem")
+        first = errors[0]
+        self.problems = list(problems)
+        more = len(errors) - 1
+        message = first.message
+        if more:
+            message += f" (and {more} more error(s); 'ckda data check ROOT --deep' lists them all)"
+        super().__init__(first.dataset, first.path, message, line=first.line)
+
+
+def raise_if_errors(problems: Sequence[DataProblem]) -> None:
+    """Raise `DatasetProblemsError` when ``problems`` holds an error; warnings alone pass."""
+    if any(p.severity == ERROR for p in problems):
+        raise DatasetProblemsError(problems)

@@ -1,0 +1,41 @@
+"""Session-1 parity (issue "Correct numerics"): in its first session no method has anything to protect, so every
+method whose first session is plain training must give bit-identical metrics for the same seed.
+
+Joint and Replay used to differ: they reset the classifier a second time (to span every identity seen so far), which
+drew new random weights and shifted the random stream of the whole session.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
+from ckda_avalanche.runner.config import TEST
+from ckda_avalanche.runner.session_runner import RunSpec, run_single
+
+PLAIN_FIRST_SESSION = ("finetune", "ewc", "lwf", "lstkc", "dkp", "ckda", "joint", "replay")
+
+
+@pytest.fixture(scope="module")
+def session1_scores(tiny_synthetic_root, tmp_path_factory):
+    config = dataclasses.replace(TEST, datasets=("regdb",), train=dataclasses.replace(TEST.train, amp="off"))
+    benchmark = vi_lreid_benchmark(tiny_synthetic_root, datasets=config.datasets, img_size=(64, 32))
+    out = tmp_path_factory.mktemp("parity")
+    scores = {}
+    for method in PLAIN_FIRST_SESSION:
+        spec = RunSpec(method=method, seed=3, run_name="parity", run_dir=out / method / "seed3", config=config)
+        frame = pd.read_csv(run_single(spec, benchmark, resume=False, device="cpu", progress=False))
+        frame = frame[(frame.eval_dataset != "-") & ~frame.metric.str.contains("forgetting|bwt", regex=True)]
+        scores[method] = frame.set_index(["eval_dataset", "trial", "metric"])["value"].sort_index()
+    return scores
+
+
+@pytest.mark.parametrize("method", PLAIN_FIRST_SESSION[1:])
+def test_session1_metrics_are_bit_identical_to_finetune(session1_scores, method):
+    reference = session1_scores["finetune"]
+    assert len(reference) > 0 and reference.index.get_level_values("metric").str.contains("mAP").any()
+    got = session1_scores[method]
+    assert list(got.index) == list(reference.index)
+    assert got.tolist() == reference.tolist(), f"{method}: {got[got != reference]} vs {reference[got != reference]}"
