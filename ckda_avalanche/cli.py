@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import os
 import sys
 import time
 import warnings
@@ -66,6 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ckda_avalanche.runner.variants import base_method, resolve_methods
     from ckda_avalanche.strategies import STRATEGIES
 
+    _executor_options(args)  # bad --executor/--ray-address/--cpus-per-run/--gpus-per-run: fail before anything
     config = _resolve_config(args)
     unknown = [m for m in args.methods if base_method(m) not in STRATEGIES]
     if unknown:
@@ -79,34 +81,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _train_and_report(args)
 
 
-def _train_and_report(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+def _executor_options(args: argparse.Namespace):
+    from ckda_avalanche.runner.executors import ExecutorOptions
 
-    from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
-    from ckda_avalanche.models import get_model_config
+    return ExecutorOptions(executor=args.executor, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
+                           gpus_per_run=args.gpus_per_run, max_retries=args.max_retries,
+                           progress=not args.no_progress)
+
+
+def _train_and_report(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.ablation import write_ablation
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
     from ckda_avalanche.reporting.plots import plot_runs
-    from ckda_avalanche.runner.session_runner import RunSpec, method_config, run_single, stream_overrides
+    from ckda_avalanche.runner.executors import run_grid
+    from ckda_avalanche.runner.run_task import RunTask
+    from ckda_avalanche.runner.worker_fault import FAULT_ENV
 
     config = _resolve_config(args)
     root = _data_root(args, config)
     out = Path(args.out)
-    img_size = tuple(get_model_config(config.model).img_size)
-    benchmarks: dict[str, object] = {}
+    options = _executor_options(args)
     started = time.perf_counter()
     jobs = [(m, s) for m in args.methods for s in args.seeds]
-    for method, seed in tqdm(jobs, desc="runs", disable=args.no_progress, dynamic_ncols=True):
-        extra = stream_overrides(method_config(method, config))
-        key = repr(sorted(extra.items()))
-        if key not in benchmarks:
-            benchmarks[key] = vi_lreid_benchmark(root, datasets=config.datasets, protocol=config.protocol,
-                                                 img_size=img_size, **extra)
-        spec = RunSpec(method=method, seed=seed, run_name=out.name, run_dir=out / method / f"seed{seed}",
-                       config=config)
-        run_single(spec, benchmarks[key], resume=args.resume, device=args.device, progress=not args.no_progress,
-                   keep_sessions=args.keep_session_checkpoints,
-                   override=args.resume_override)
+    tasks = [RunTask(method=method, seed=seed, run_name=out.name, run_dir=out / method / f"seed{seed}",
+                     config=config, data_root=root, resume=args.resume, device=args.device,
+                     threads=options.threads(), loggers=tuple(args.logger or ()), progress=not args.no_progress,
+                     keep_sessions=args.keep_session_checkpoints, override=args.resume_override,
+                     executor=args.executor, fault=os.environ.get(FAULT_ENV) or None)
+             for method, seed in jobs]
+    run_grid(tasks, options)
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
     if args.keep_session_checkpoints:
         _print_kept_size(out, args.methods, args.seeds)
@@ -243,6 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--keep-session-checkpoints", action="store_true",
                      help="also keep the model of every session (OUT/<method>/seed<k>/sessions/) for `ckda eval`")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local: one run after the other in this process (default); ray: every (method, seed) "
+                          "a Ray task, on an embedded local Ray instance or the cluster of --ray-address")
+    run.add_argument("--ray-address", help="join this Ray cluster ('auto' or HOST:PORT) instead of starting one")
+    run.add_argument("--cpus-per-run", type=float,
+                     help="CPUs per run (torch threads follow it); default: 1 with ray, torch's default locally")
+    run.add_argument("--gpus-per-run", type=float, default=0.0,
+                     help="GPUs per Ray run; a fraction (e.g. 0.25) packs several runs on one GPU (default 0)")
+    run.add_argument("--max-retries", type=int, default=3,
+                     help="Ray retries of a run whose worker died; it resumes from its last session (default 3)")
+    run.add_argument("--logger", action="append", choices=["tensorboard", "wandb"],
+                     help="also log scores to TensorBoard (RUN/tensorboard) or W&B (offline, RUN/wandb); "
+                          "repeat for both; the tidy CSV stays the source of truth")
     run.set_defaults(func=cmd_run)
 
     ablate = sub.add_parser("ablate", help="`ckda run` over CKDA and every ablation of spec section 8 (variants)")
@@ -340,13 +356,15 @@ def _main(args: argparse.Namespace) -> int:
         from ckda_avalanche.benchmarks.synthetic import SyntheticParametersError
         from ckda_avalanche.reporting.precision import MixedPrecisionError
         from ckda_avalanche.reporting.run_checks import NoRunToReportError
+        from ckda_avalanche.runner.executors import ExecutorError
         from ckda_avalanche.runner.lock import RunLockedError
         from ckda_avalanche.runner.overrides import ConfigError
         from ckda_avalanche.runner.run_state import RunStateError
         from ckda_avalanche.runner.session_runner import RunExistsError, RunFailedError
 
         if isinstance(exc, (DatasetLayoutError, SyntheticParametersError, ConfigError, RunExistsError, RunFailedError,
-                            MixedPrecisionError, RunStateError, RunLockedError, NoRunToReportError)):
+                            MixedPrecisionError, RunStateError, RunLockedError, NoRunToReportError,
+                            ExecutorError)):
             print(f"ckda: error: {exc}", file=sys.stderr)
             return 2
         raise

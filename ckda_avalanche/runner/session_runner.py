@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,14 +151,17 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
-               keep_sessions: bool = False, override: bool = False) -> Path:
+               keep_sessions: bool = False, override: bool = False, loggers: Sequence[Any] = (),
+               plugins: Sequence[Any] = ()) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
     plus ``train_time_s``, ``loss/<term>`` (per-session mean of each unweighted loss term), ``precision/<name>`` and
     ``memory_bytes/<kind>`` rows, and the checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
     every session (`runner.session_models`, for ``ckda eval``). ``override``: resume even when the settings differ
-    from the run's ``config.json`` (the change is recorded there).
+    from the run's ``config.json`` (the change is recorded there). ``loggers`` are extra Avalanche loggers next to
+    the tidy CSV (e.g. TensorBoard); ``plugins`` are extra stateless plugins (they must not have ``state_dict``, or
+    checkpoints would depend on them).
     """
     run_dir = spec.run_dir
     csv_path, ckpt_path = run_dir / METRICS, run_dir / CHECKPOINT
@@ -195,8 +199,8 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     progress_bar = [EpochProgressPlugin(label=f"{spec.method} seed {spec.seed}")] if progress else []
     strategy_kwargs: dict[str, Any] = dict(
         model=model, config=train_cfg, eval_mb_size=spec.config.eval_mb_size, device=resolved_device,
-        evaluator=EvaluationPlugin(*metrics, loggers=[logger]),
-        plugins=[loss_terms, *progress_bar, *fault_plugins()],
+        evaluator=EvaluationPlugin(*metrics, loggers=[logger, *loggers]),
+        plugins=[loss_terms, *progress_bar, *fault_plugins(), *plugins],
     )
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
