@@ -200,6 +200,23 @@ def tidy_rows_from_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     return frame[list(TIDY_COLUMNS)]
 
 
+def rewrite_csv_rows(path: str | os.PathLike[str], header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Atomically replace the CSV ``path`` by ``header`` and ``rows`` (temporary file, fsync, rename)."""
+    path = Path(path)
+    handle_fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle_fd, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
 def truncate_after_train_exp(path: str | os.PathLike[str], train_exp: int) -> int:
     """Atomically rewrite ``path`` keeping only rows with ``train_exp <=`` the given value; returns rows dropped."""
     path = Path(path)
@@ -210,18 +227,7 @@ def truncate_after_train_exp(path: str | os.PathLike[str], train_exp: int) -> in
         rows = list(reader)
     column = TIDY_COLUMNS.index("train_exp")
     kept = [r for r in rows if int(r[column]) <= int(train_exp)]
-    handle_fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle_fd, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(kept)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    rewrite_csv_rows(path, header, kept)
     return len(frame) - len(kept)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .leaderboard import aggregate_runs, per_run_table
+from .leaderboard import aggregate_runs, per_run_table, write_table_files
 from .precision import MixedPrecisionError
 from .significance import protocol_order, seed_values
 from .stats import paired_difference
@@ -160,9 +160,4 @@ def write_ablation(sources: Sources, out_dir: str | os.PathLike[str], *,
     table = build_ablation(load_tidy(sources), merge_precisions=merge_precisions)
     if table.empty:
         return None
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out / "ablation.csv", out / "ablation.md"
-    table.to_csv(csv_path, index=False)
-    md_path.write_text(ablation_markdown(table), encoding="utf-8")
-    return csv_path, md_path
+    return write_table_files(out_dir, "ablation", table, ablation_markdown(table))

@@ -183,14 +183,20 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n" + note
 
 
+def write_table_files(out_dir: str | os.PathLike[str], stem: str, table: pd.DataFrame,
+                      markdown: str) -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` (the table) and ``<stem>.md`` (its markdown) into ``out_dir``; returns both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
+    table.to_csv(csv_path, index=False)
+    md_path.write_text(markdown, encoding="utf-8")
+    return csv_path, md_path
+
+
 def write_leaderboard(sources: Sources, out_dir: str | os.PathLike[str], *, merge_precisions: bool = False,
                       reference: str = DEFAULT_REFERENCE) -> tuple[Path, Path]:
     """Build the leaderboard from run directories / tidy CSVs and write ``leaderboard.csv`` (fractions) and
     ``leaderboard.md`` into ``out_dir``; returns both paths."""
     board = build_leaderboard(load_tidy(sources), merge_precisions=merge_precisions, reference=reference)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
-    board.to_csv(csv_path, index=False)
-    md_path.write_text(leaderboard_markdown(board), encoding="utf-8")
-    return csv_path, md_path
+    return write_table_files(out_dir, "leaderboard", board, leaderboard_markdown(board))

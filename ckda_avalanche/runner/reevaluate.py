@@ -224,7 +224,7 @@ def merge_rows(csv_path: str | os.PathLike[str], rows: Sequence[Sequence[str]], 
     another value: `RescoreConflictError` naming the first such row (nothing written), or replaced in place when
     ``replace``.
     """
-    from ckda_avalanche.evaluation import TIDY_COLUMNS, tidy_rows_from_csv
+    from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, rewrite_csv_rows, tidy_rows_from_csv
 
     path = Path(csv_path)
     tidy_rows_from_csv(path)  # validates header and types of the existing file
@@ -258,18 +258,7 @@ def merge_rows(csv_path: str | os.PathLike[str], rows: Sequence[Sequence[str]], 
     for row, _ in conflicts:
         existing[index[tuple(row[:value])]] = row
     if appended or conflicts:
-        handle_fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle_fd, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(header)
-                writer.writerows(existing + appended)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        rewrite_csv_rows(path, header, existing + appended)
     return MergeCounts(new=len(appended), identical=identical, replaced=len(conflicts))
 
 
