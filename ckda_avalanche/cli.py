@@ -170,8 +170,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.ablation import write_ablation
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
 
+    from ckda_avalanche.reporting.tidy_data import load_tidy
+
     out = Path(args.out) if args.out else Path(args.runs[0])
-    sources = [Path(r) for r in args.runs]
+    sources = load_tidy([Path(r) for r in args.runs])  # read (and screened, with warnings) once for both tables
     csv_path, md_path = write_leaderboard(sources, out, merge_precisions=args.merge_precisions,
                                           reference=args.reference)
     ablation = write_ablation(sources, out, merge_precisions=args.merge_precisions)

@@ -29,11 +29,11 @@ def stream(tmp_path_factory):
     return vi_lreid_benchmark(root, datasets=DATASETS, img_size=SIZE)
 
 
-def _ckda(csv, *, init_seed=0):
+def _ckda(csv, *, init_seed=0, mode="new"):
     torch.manual_seed(init_seed)
     model = create_model("test", num_classes=0, img_size=SIZE)
     config = TrainConfig(lr=1e-3, epochs=1, num_identities=2, num_instances=2, amp="off", warmup_epochs=0)
-    logger = TidyCSVLogger(csv, run="r", method="ckda", seed=0, dataset_names=DATASETS, protocol="paper")
+    logger = TidyCSVLogger(csv, run="r", method="ckda", seed=0, dataset_names=DATASETS, protocol="paper", mode=mode)
     return CKDA(model=model, config=config, device="cpu",
                 evaluator=EvaluationPlugin(*reid_metrics(), loggers=[logger]))
 
@@ -48,7 +48,7 @@ def _save_and_load(strategy, csv):
     buffer = io.BytesIO()
     torch.save(strategy.state_dict(), buffer)
     buffer.seek(0)
-    fresh = _ckda(csv, init_seed=99)
+    fresh = _ckda(csv, init_seed=99, mode="append")  # continues the same run's CSV
     fresh.load_state_dict(torch.load(buffer, weights_only=False))
     return fresh
 
