@@ -93,6 +93,7 @@ def _train_and_report(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.ablation import write_ablation
     from ckda_avalanche.reporting.leaderboard import write_leaderboard
     from ckda_avalanche.reporting.plots import plot_runs
+    from ckda_avalanche.reporting.tidy_data import load_tidy
     from ckda_avalanche.runner.executors import run_grid
     from ckda_avalanche.runner.run_task import RunTask
     from ckda_avalanche.runner.worker_fault import FAULT_ENV
@@ -113,8 +114,9 @@ def _train_and_report(args: argparse.Namespace) -> int:
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
     if args.keep_session_checkpoints:
         _print_kept_size(out, args.methods, args.seeds)
-    csv_path, md_path = write_leaderboard([out], out)
-    ablation = write_ablation([out], out)
+    frame = load_tidy([out])  # read (and screened, with warnings) once for both tables
+    csv_path, md_path = write_leaderboard(frame, out)
+    ablation = write_ablation(frame, out)
     plots = plot_runs([out], out / "plots", formats=tuple(args.formats))
     print(md_path.read_text(encoding="utf-8"))
     print(f"leaderboard: {md_path} and {csv_path}")
