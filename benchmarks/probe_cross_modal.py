@@ -33,12 +33,19 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=2, help="K")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pretrained", default=None, help="backbone weights (file or 'synthetic-cpu'); default none")
+    parser.add_argument("--overrides", default=None, help="JSON ModelConfig overrides")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up epochs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = create_model(args.model, img_size=tuple(args.img_size) if args.img_size else None)
+    import json
+
+    overrides = json.loads(args.overrides) if args.overrides else None
+    model = create_model(args.model, args.pretrained or False, img_size=tuple(args.img_size) if args.img_size else None,
+                         config_overrides=overrides)
     bm = vi_lreid_benchmark(args.root, datasets=(args.dataset,), img_size=tuple(model.config.img_size))
-    config = TrainConfig(epochs=args.epochs, warmup_epochs=1, amp="off", lr=args.lr, seed=args.seed,
+    config = TrainConfig(epochs=args.epochs, warmup_epochs=args.warmup, amp="off", lr=args.lr, seed=args.seed,
                          num_identities=args.identities, num_instances=args.instances)
     strategy = FineTune(model=model, config=config, device="cpu")
     start = time.perf_counter()

@@ -39,7 +39,9 @@ def _resolve_config(args: argparse.Namespace):
 
     config = load_run_config(args.preset, args.config or None)  # errors name the file and the dotted field
     if args.pretrained:
-        config = dataclasses.replace(config, pretrained=str(args.pretrained))  # checked by validate_run
+        # "none" turns the preset's pretrained start off; anything else is a built-in name or a file (validate_run)
+        value = None if str(args.pretrained).lower() == "none" else str(args.pretrained)
+        config = dataclasses.replace(config, pretrained=value)
     return config
 
 
@@ -239,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="'synthetic' (generated if missing) or a folder with RegDB/, SYSU-MM01/, LLCM/, HITSZ-VCM/")
     run.add_argument("--synthetic-dir", default=str(DEFAULT_SYNTHETIC_DIR),
                      help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR})")
-    run.add_argument("--pretrained", help="local ImageNet ViT checkpoint (.pth, .safetensors or .npz)")
+    run.add_argument("--pretrained", help="backbone weights: a local ViT checkpoint (.pth, .safetensors or .npz), "
+                     "'synthetic-cpu' (the built-in synthetic pretraining, the cpu preset's default) or 'none' "
+                     "(random initialisation)")
     run.add_argument("--out", required=True, help="run folder (OUT/<method>/seed<k>/ per run)")
     run.add_argument("--resume", action="store_true", help="continue runs in OUT from their last finished session")
     run.add_argument("--resume-override", action="store_true",
@@ -309,6 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="pool seeds trained in different precisions (bf16/fp32) into one curve")
     plot.set_defaults(func=cmd_plot)
 
+    pre = sub.add_parser("pretrain", help="pretrain a backbone on the synthetic pretraining pool (an ImageNet "
+                         "stand-in sharing nothing with the benchmark) and save it as .safetensors")
+    pre.add_argument("--out", required=True, help="output .safetensors file (+ .sha256 and .json next to it)")
+    pre.add_argument("--config", help="YAML/JSON file overriding PretrainConfig fields")
+    pre.add_argument("--threads", type=int, help="torch threads (default: the usable CPUs)")
+    for field in ("model", "num_ids", "steps", "modalities", "objective", "lr", "seed", "amp"):
+        pre.add_argument(f"--{field.replace('_', '-')}", dest=f"pre_{field}", help=f"PretrainConfig.{field}")
+    pre.set_defaults(func=cmd_pretrain)
+
     data = sub.add_parser("data", help="synthetic data generation and dataset checks")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     synth = data_sub.add_parser("synth", help="write the four synthetic VI-ReID datasets in official layouts")
@@ -327,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-progress", action="store_true", help="no progress bar for --deep")
     check.set_defaults(func=cmd_data_check)
     return parser
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from ckda_avalanche.runner.pretrain import run_pretrain_command
+
+    run_pretrain_command(out=args.out, config_file=args.config, threads=args.threads,
+                         flags={k[4:]: v for k, v in vars(args).items() if k.startswith("pre_") and v is not None},
+                         command=" ".join(["ckda", *sys.argv[1:]]))
+    return 0
 
 
 def _one_line_warnings(show):  # noqa: ANN001, ANN202 - warnings.showwarning's signature

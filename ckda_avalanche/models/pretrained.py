@@ -54,9 +54,12 @@ class PretrainedReport:
 
 def load_pretrained(model: ViTReID, path: str | Path) -> PretrainedReport:
     """Load the ViT weights in `path` into `model.backbone` in place and return a `PretrainedReport`."""
-    path = Path(path)
+    from .weights_file import check_weights_file, resolve_weights
+
+    path = resolve_weights(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained checkpoint {str(path)!r} does not exist or is not a file")
+    check_weights_file(path, model.config)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         report = _load_npz(model, path)

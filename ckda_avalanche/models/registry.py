@@ -6,7 +6,9 @@ ImageNet weights. Presets (CKDA, arXiv 2511.15016, §2 of the method spec):
 
 - ``vit_base_reid`` (alias ``paper``): ViT-B/16, 256x128, stride 12 (21x10 patches), drop-path 0.1, dropout 0.03.
 - ``vit_tiny_reid`` (alias ``cpu``): width 128, 3 blocks, 4 heads, 32x16 input with 8x8 patches, no token
-  dropout, for CPU runs.
+  dropout, for CPU runs (the default leaderboard).
+- ``vit_tiny_faithful_reid`` (alias ``cpu-faithful``): the same width and depth with overlapping 4x4 patches at
+  stride 3 (10x5 tokens) and 2x2 prompt patches (a 16x8 prompt grid, as in the paper).
 - ``vit_micro_reid`` (alias ``test``): width 64, 2 blocks, 64x32, for unit tests.
 """
 from __future__ import annotations
@@ -107,10 +109,19 @@ def vit_base_reid() -> ModelConfig:
 def vit_tiny_reid() -> ModelConfig:
     """CPU-sized model for the default synthetic leaderboard: width 128, 3 blocks, 4 heads at 32x16 with 8x8 patches
     (4x2 tokens); prompts keep 16x16 patches (2x1 grid). Token dropout off (its masks cost ~18% of a CPU step). 32x16 rather
-    than 64x32: one session reaches about twice the cross-modality mAP in half the time (README, "Calibrating the
-    CPU preset")."""
+    than 64x32: one session reaches about twice the cross-modality mAP in half the time (docs/calibration.md)."""
     return ModelConfig(img_size=(32, 16), patch_size=8, stride=8, embed_dim=128, depth=3, num_heads=4,
                        drop_path_rate=0.1, drop_rate=0.0)
+
+
+@register_model("vit_tiny_faithful_reid", aliases=("cpu-faithful",))
+def vit_tiny_faithful_reid() -> ModelConfig:
+    """The ``cpu`` width and depth with the published structure at 1/8 of the image side: 32x16 input, overlapping
+    4x4 patches at stride 3 (the paper's 16/12 ratio; 10x5 = 50 tokens) and 2x2 prompt patches, so MSP/MCP work on
+    a 16x8 prompt grid as at 256x128 with 16x16 patches. About 2x the step cost of ``cpu`` (docs/pretraining.md).
+    Its synthetic pretrained backbone ships as ``--pretrained synthetic-cpu-faithful``."""
+    return ModelConfig(img_size=(32, 16), patch_size=4, stride=3, embed_dim=128, depth=3, num_heads=4,
+                       prompt_patch=2, drop_path_rate=0.1, drop_rate=0.0)
 
 
 @register_model("vit_micro_reid", aliases=("test",))

@@ -149,10 +149,14 @@ def _check_data(data: str, synthetic_dir: str | os.PathLike[str] | None, dataset
 
 def _check_pretrained(config: RunConfig, where: str) -> None:
     from ckda_avalanche.models import create_model
+    from ckda_avalanche.models.weights_file import BUILTIN_WEIGHTS, resolve_weights
 
-    path = Path(str(config.pretrained))
+    path = resolve_weights(str(config.pretrained))
     if not path.is_file():
-        raise ConfigError(f"{where}: no such file; expected a local ViT checkpoint (.pth, .safetensors or .npz)")
+        builtin = f" (built-in {config.pretrained!r} is missing from the installation)" if str(
+            config.pretrained) in BUILTIN_WEIGHTS else ""
+        raise ConfigError(f"{where}: no such file{builtin}; expected a local ViT checkpoint (.pth, .safetensors or "
+                          f".npz), one of {sorted(BUILTIN_WEIGHTS)}, or 'none'")
     try:
         create_model(config.model, str(path))
     except Exception as exc:  # noqa: BLE001 - torch / numpy / safetensors each raise their own types

@@ -7,8 +7,9 @@ from ckda_avalanche.models import ModelConfig, create_model, get_model_config, l
 
 
 def test_presets_and_aliases() -> None:
-    assert list_models() == ["vit_base_reid", "vit_micro_reid", "vit_tiny_reid"]
-    for name, alias in (("vit_base_reid", "paper"), ("vit_tiny_reid", "cpu"), ("vit_micro_reid", "test")):
+    assert list_models() == ["vit_base_reid", "vit_micro_reid", "vit_tiny_faithful_reid", "vit_tiny_reid"]
+    for name, alias in (("vit_base_reid", "paper"), ("vit_tiny_reid", "cpu"), ("vit_micro_reid", "test"),
+                        ("vit_tiny_faithful_reid", "cpu-faithful")):
         assert get_model_config(name) == get_model_config(alias)
     paper = get_model_config("paper")
     assert (paper.embed_dim, paper.depth, paper.num_heads) == (768, 12, 12)
@@ -21,6 +22,10 @@ def test_presets_and_aliases() -> None:
     assert (cpu.img_size, cpu.embed_dim, cpu.depth, cpu.num_heads, cpu.patch_size, cpu.stride) == ((32, 16), 128, 3, 4, 8, 8)
     assert cpu.prompt_patch == 16 and cpu.grid_size == (4, 2)
     assert get_model_config("test").img_size == (64, 32)
+    faithful = get_model_config("cpu-faithful")
+    # 1/8 of the paper's side: (32 - 4) // 3 + 1 = 10 rows, (16 - 4) // 3 + 1 = 5 columns; prompts 32/2 x 16/2.
+    assert (faithful.patch_size, faithful.stride, faithful.grid_size, faithful.num_patches) == (4, 3, (10, 5), 50)
+    assert (faithful.img_size[0] // faithful.prompt_patch, faithful.img_size[1] // faithful.prompt_patch) == (16, 8)
 
 
 def test_overrides_are_validated_and_typed() -> None:

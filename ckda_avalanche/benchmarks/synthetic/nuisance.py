@@ -14,8 +14,8 @@ from .domains import DomainSpec
 
 VIEWS: tuple[str, ...] = ("front", "back", "side")
 """Viewpoint names, indexed by :attr:`Nuisance.view`."""
-BACKGROUND_FAMILIES: tuple[str, ...] = ("indoor", "corridor", "street", "night")
-"""Background family names a :class:`DomainSpec` may use."""
+BACKGROUND_FAMILIES: tuple[str, ...] = ("indoor", "corridor", "street", "night", "park", "studio")
+"""Background family names a :class:`DomainSpec` may use (``park`` and ``studio`` only in the pretraining pool)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +130,15 @@ def _scene_colours(family: str, rng: np.random.Generator) -> tuple[tuple, tuple,
         top = rng.uniform([0.45, 0.55, 0.55], [0.7, 0.8, 0.95])
         bottom = rng.uniform([0.3, 0.3, 0.3], [0.55, 0.55, 0.5])
         horizon = rng.uniform(0.4, 0.6)
+    elif family == "park":  # pretraining pool only: foliage above a sandy path
+        top = rng.uniform([0.15, 0.35, 0.1], [0.35, 0.6, 0.25])
+        bottom = rng.uniform([0.55, 0.45, 0.3], [0.8, 0.7, 0.5])
+        horizon = rng.uniform(0.45, 0.65)
+    elif family == "studio":  # pretraining pool only: a saturated backdrop and floor of one hue
+        hue = rng.uniform(0.2, 0.95, 3)
+        top = hue
+        bottom = hue * rng.uniform(0.5, 0.8)
+        horizon = rng.uniform(0.7, 0.9)
     else:  # night
         top = rng.uniform([0.02, 0.03, 0.06], [0.12, 0.12, 0.2])
         bottom = rng.uniform([0.1, 0.1, 0.1], [0.25, 0.22, 0.2])

@@ -1,0 +1,164 @@
+"""The pretraining pool: a synthetic stand-in for ImageNet that shares nothing with the benchmark.
+
+CKDA (arXiv 2511.15016, §4.1) starts every VI-LReID run from an ImageNet-pretrained ViT. Nothing can be downloaded
+here, so ``ckda pretrain`` trains the ``cpu`` backbone on this pool instead. The pool is kept apart from the four
+benchmark domains (``domains.py``) in every generative knob a model could memorise:
+
+- its own random stream (:data:`POOL_SEED_SALT` is mixed into the seed, so no identity is ever redrawn);
+- its own garment palettes (no colour of any benchmark palette), background families (``park``, ``studio``; the
+  benchmark uses ``indoor``, ``corridor``, ``street``, ``night``), illumination ranges (bright daylight, mild
+  casts) and near-infrared link (reflectance following the green channel; benchmark links follow luminance, red
+  or blue);
+- visible images only by default, like ImageNet; ``modalities="both"`` adds near-infrared cameras for the
+  comparison reported in ``docs/pretraining.md``.
+
+Images are rendered by the benchmark's own renderer at the stored size (128x64) and resized once to the training
+resolution, as the benchmark's test transform does, then kept in memory as one uint8 tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .domains import DOMAINS, DomainSpec, _rgb
+from .identity import sample_identity
+from .nuisance import sample_cameras, sample_nuisance
+from .render import render_images
+
+POOL_SEED_SALT = 7_919_003
+"""Mixed into the pool's seed so that its random stream never coincides with a benchmark generation's."""
+STORED_SIZE = (128, 64)
+"""Size the pool is rendered at (the benchmark generator's default stored size) before resizing."""
+MODALITY_CHOICES = ("visible", "both")
+"""Accepted values of `render_pretrain_pool`'s ``modalities``."""
+
+POOL_DAYLIGHT = DomainSpec(
+    name="pool_daylight",
+    visible_cameras=(1, 2, 3, 4, 5, 6),
+    infrared_cameras=(7, 8),
+    outdoor_cameras=(1, 2, 3, 4, 5, 6),
+    resolution_factor=1.0,
+    blur_sigma=(0.0, 0.7),
+    visible_brightness=(0.95, 1.25),
+    colour_cast_strength=0.08,
+    visible_noise=(0.005, 0.02),
+    infrared_noise=(0.01, 0.03),
+    thermal_weight=0.1,
+    nir_channel_weights=(0.2, 0.6, 0.2),
+    infrared_texture=0.7,
+    background_families=("studio",),
+    outdoor_background_families=("park", "studio"),
+    palette=_rgb("8e44ad", "e67e22", "16a085", "ff8fb1", "808000", "6e2c00", "5dade2", "c39bd3"),
+    pattern_weights=(0.3, 0.3, 0.25, 0.15),
+    carry_weights=(0.35, 0.3, 0.2, 0.15),
+    body_cluster_weights=(0.25, 0.25, 0.25, 0.25),
+    views=("front", "back", "side"),
+    shift_std=0.03,
+    scale_range=(0.8, 1.0),
+    occlusion_prob=0.15,
+    ambient_temperature=(0.3, 0.45),
+)
+"""Bright outdoor/studio cameras, eight garment colours found in no benchmark palette."""
+
+POOL_DUSK = DomainSpec(
+    name="pool_dusk",
+    visible_cameras=(1, 2, 3, 4),
+    infrared_cameras=(5, 6),
+    outdoor_cameras=(1, 2),
+    resolution_factor=0.6,
+    blur_sigma=(0.3, 1.1),
+    visible_brightness=(0.55, 0.85),
+    colour_cast_strength=0.12,
+    visible_noise=(0.02, 0.04),
+    infrared_noise=(0.02, 0.05),
+    thermal_weight=0.25,
+    nir_channel_weights=(0.25, 0.5, 0.25),
+    infrared_texture=0.6,
+    background_families=("studio",),
+    outdoor_background_families=("park",),
+    palette=_rgb("4a235a", "dc7633", "117a65", "f5b7b1", "7d6608", "a04000", "85c1e9", "d7bde2"),
+    pattern_weights=(0.4, 0.2, 0.2, 0.2),
+    carry_weights=(0.3, 0.3, 0.25, 0.15),
+    body_cluster_weights=(0.2, 0.3, 0.3, 0.2),
+    views=("front", "back", "side"),
+    ambient_temperature=(0.25, 0.4),
+)
+"""Dimmer, lower-resolution cameras with the darker shades of the same hues."""
+
+POOL_DOMAINS: tuple[DomainSpec, ...] = (POOL_DAYLIGHT, POOL_DUSK)
+"""Domains of the pool; identities alternate between them."""
+
+
+def check_disjoint_from_benchmark(domains: tuple[DomainSpec, ...] = POOL_DOMAINS) -> None:
+    """Raise ValueError if a pool domain shares a palette colour, background family or NIR link with a benchmark one."""
+    bench_colours = {tuple(round(c, 4) for c in rgb) for d in DOMAINS.values() for rgb in d.palette}
+    bench_families = {f for d in DOMAINS.values() for f in (*d.background_families, *d.outdoor_background_families)}
+    bench_links = {tuple(d.nir_channel_weights) for d in DOMAINS.values()}
+    for d in domains:
+        shared = {tuple(round(c, 4) for c in rgb) for rgb in d.palette} & bench_colours
+        families = set(d.background_families) | set(d.outdoor_background_families)
+        if shared or families & bench_families or tuple(d.nir_channel_weights) in bench_links:
+            raise ValueError(f"pretraining domain {d.name!r} overlaps the benchmark: colours {sorted(shared)}, "
+                             f"families {sorted(families & bench_families)}, NIR link {d.nir_channel_weights}")
+
+
+@dataclass(frozen=True)
+class PretrainPool:
+    """The rendered pool, in memory."""
+
+    images: torch.Tensor
+    """uint8 (N, 3, H, W) at the training resolution."""
+    labels: torch.Tensor
+    """long (N,) identity index 0..num_ids-1."""
+    modality: torch.Tensor
+    """long (N,) 0 visible / 1 infrared."""
+    num_ids: int
+    """Number of identities."""
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+
+def resize_uint8(images: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, h, w) uint8, bicubic with antialiasing (like the benchmark's PIL resize)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def render_pretrain_pool(*, num_ids: int, cameras_per_id: int = 3, images_per_camera: int = 3,
+                         modalities: str = "visible", img_size: tuple[int, int], seed: int = 0) -> PretrainPool:
+    """Render ``num_ids`` identities, each in ``cameras_per_id`` visible cameras (+ one infrared camera when
+    ``modalities == "both"``) with ``images_per_camera`` images each, resized to ``img_size``."""
+    if modalities not in MODALITY_CHOICES:
+        raise ValueError(f"pretraining pool modalities: expected one of {MODALITY_CHOICES}, got {modalities!r}")
+    if num_ids < 2 or cameras_per_id < 1 or images_per_camera < 1:
+        raise ValueError(f"pretraining pool: need num_ids >= 2, cameras_per_id >= 1, images_per_camera >= 1; got "
+                         f"{num_ids}, {cameras_per_id}, {images_per_camera}")
+    check_disjoint_from_benchmark()
+    root = np.random.SeedSequence([int(seed), POOL_SEED_SALT])
+    cam_seeds = root.spawn(len(POOL_DOMAINS))
+    rng = np.random.default_rng(root.spawn(1)[0])
+    cameras = [sample_cameras(d, np.random.default_rng(s)) for d, s in zip(POOL_DOMAINS, cam_seeds)]
+    chunks, labels, modality = [], [], []
+    for pid in range(num_ids):
+        k = pid % len(POOL_DOMAINS)
+        spec, cams = POOL_DOMAINS[k], cameras[k]
+        who = sample_identity(spec, rng)
+        vis = rng.choice(np.asarray(spec.visible_cameras), size=min(cameras_per_id, len(spec.visible_cameras)),
+                         replace=False)
+        views = [(0, int(c)) for c in vis]
+        if modalities == "both":
+            views.append((1, int(rng.choice(np.asarray(spec.infrared_cameras)))))
+        for mod, cam in views:
+            imgs = render_images(who, cams[(mod, cam)], sample_nuisance(spec, rng, images_per_camera), spec,
+                                 STORED_SIZE, rng)
+            chunks.append(resize_uint8(np.stack(imgs), img_size))
+            labels += [pid] * images_per_camera
+            modality += [mod] * images_per_camera
+    return PretrainPool(images=torch.cat(chunks), labels=torch.tensor(labels, dtype=torch.long),
+                        modality=torch.tensor(modality, dtype=torch.long), num_ids=num_ids)
