@@ -35,8 +35,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Sampler
+import torch
+from torch.utils.data import Sampler
 
+from .batch_loader import ReIDLoader, make_reid_loader
 from .sample import INFRARED, VISIBLE
 
 
@@ -206,16 +208,19 @@ def make_identity_batch_loader(
     passes_per_epoch: int = 1,
     batches_per_epoch: int | None = None,
     allow_unpaired: bool = False,
-    num_workers: int = 0,
-    pin_memory: bool = False,
+    num_workers: int | str = 0,
+    pin_memory: bool | None = None,
     persistent_workers: bool = False,
-) -> DataLoader:
-    """DataLoader over an Avalanche dataset with `CrossModalityIdentitySampler` batches.
+    device: torch.device | str | None = None,
+) -> ReIDLoader:
+    """`batch_loader.ReIDLoader` over an Avalanche dataset with `CrossModalityIdentitySampler` batches.
 
     Identities come from the dataset's ``targets`` data attribute and modalities from its ``modality`` attribute
-    (both set by `make_reid_dataset`; preserved by Avalanche's subset/concat). Batches are collated with the
-    dataset's own ``collate_fn`` (Avalanche's), so a minibatch is ``(images, pids, camids, modalities, task_labels)``.
-    The sampler is reachable as ``loader.batch_sampler`` (e.g. to call ``set_epoch``).
+    (both set by `make_reid_dataset`; preserved by Avalanche's subset/concat). Images are transformed per batch
+    (``device``: where), other fields collated with the dataset's own ``collate_fn`` (Avalanche's), so a minibatch
+    is ``(images, pids, camids, modalities, task_labels)``. ``num_workers`` may be ``"auto"``
+    (`batch_loader.resolve_num_workers`); ``pin_memory`` defaults to True on CUDA. The sampler is reachable as
+    ``loader.batch_sampler`` (e.g. to call ``set_epoch``).
     """
     for attr in ("targets", "modality"):
         if not hasattr(dataset, attr):
@@ -233,11 +238,5 @@ def make_identity_batch_loader(
         batches_per_epoch=batches_per_epoch,
         allow_unpaired=allow_unpaired,
     )
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=num_workers,
-        collate_fn=getattr(dataset, "collate_fn", None),
-        pin_memory=pin_memory,
-        persistent_workers=persistent_workers and num_workers > 0,
-    )
+    return make_reid_loader(dataset, batch_sampler=sampler, num_workers=num_workers, device=device,
+                            pin_memory=pin_memory, persistent_workers=persistent_workers)

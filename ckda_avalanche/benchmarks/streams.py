@@ -21,6 +21,9 @@ Transforms: a train experience's dataset starts in Avalanche's ``train`` group (
 the test transform, spec §5); test experiences start in ``eval``. Both transforms receive each image's modality
 (`ModalityAwareTransform`), which is how the infrared-only augmentation of spec §6 is applied.
 
+Images: with the package's transforms every image is decoded and resized once, into a per-process memory cache
+when it fits (``cache``, `image_store.py`), and the augmentation runs per batch (`batch_loader.py`, docs/data_path.md).
+
 Published-setting quirks (spec §7) that concern data: (b) ``llcm_flip_test_modality=True`` feeds the model the
 opposite modality flag for LLCM test images (minibatch element 3 and the dataset's ``modality`` attribute;
 ``experience.reid.samples`` keep the true modality so query/gallery selection is unchanged); (c) LLCM training
@@ -29,6 +32,7 @@ RegDB "thermal" prototypes from visible images, belongs to the CKDA plugin.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +46,15 @@ from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 
 from .datasets.check import DATASET_FOLDERS
 from .protocols import EvalProtocol
-from .reid_dataset import ImageTransform, make_reid_dataset
+from .image_store import (
+    CACHE_MODES,
+    CacheLimitError,
+    cache_bytes,
+    default_cache_limit,
+    default_cache_mode,
+    format_bytes,
+)
+from .reid_dataset import ImageTransform, make_reid_dataset, transform_geometry
 from .sample import INFRARED, VISIBLE, ReIDSample
 from .transforms import AugmentConfig, build_eval_transform, build_train_transform
 
@@ -52,7 +64,9 @@ DEFAULT_ORDER: tuple[str, ...] = ("regdb", "sysu", "llcm", "vcm")
 _READERS: dict[str, tuple[tuple[str, ...], type]] = {name: (folders, cls) for name, folders, cls in DATASET_FOLDERS}
 """Reader name -> (accepted folder names under the root, in order of preference; reader class)."""
 
-__all__ = ["DEFAULT_ORDER", "ReIDExperienceInfo", "ReIDReader", "vi_lreid_benchmark"]
+__all__ = ["DEFAULT_ORDER", "ReIDExperienceInfo", "ReIDReader", "plan_image_cache", "vi_lreid_benchmark"]
+
+logger = logging.getLogger("ckda_avalanche.data")
 
 
 class ReIDReader(Protocol):
@@ -147,6 +161,41 @@ def _labels(samples: Sequence[ReIDSample], offset: int) -> tuple[list[int], tupl
     return [rank[s.pid] for s in samples], identities
 
 
+def plan_image_cache(splits: Sequence[tuple[str, str, int]], *, img_size: tuple[int, int] | None, cache: str,
+                     limit: int) -> dict[tuple[str, str], str]:
+    """Which splits ``(dataset display name, split, image count)`` are cached: ``{(name, split): "memory"|"off"}``.
+
+    Splits are taken in the given order (the stream passes the training sets first: they are read every epoch);
+    ``"memory"`` caches all of them and raises `CacheLimitError` naming the split that would take the cache over
+    ``limit`` bytes; ``"auto"`` caches each split that still fits and reads the others from disk; ``"off"`` caches
+    nothing. ``img_size=None`` (custom transforms) caches nothing (``"memory"`` then raises in `make_reid_dataset`).
+    """
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache: expected one of {CACHE_MODES}, got {cache!r}")
+    plan: dict[tuple[str, str], str] = {}
+    total = 0
+    for name, split, count in splits:
+        if cache == "off" or img_size is None:
+            plan[name, split] = cache if img_size is None else "off"
+            continue
+        needed = cache_bytes(count, img_size)
+        if total + needed <= limit:
+            plan[name, split] = "memory"
+            total += needed
+        elif cache == "memory":
+            raise CacheLimitError(
+                f"{name} {split}: caching its {count} images at {img_size[0]}x{img_size[1]} needs "
+                f"{format_bytes(needed)} ({needed} bytes); with the {format_bytes(total)} of the splits before it the "
+                f"stream's image cache would exceed its limit of {format_bytes(limit)} ({limit} bytes); raise the "
+                "limit (cache_limit_bytes, $CKDA_DATA_CACHE_LIMIT), or use cache='auto' (caches what fits) or "
+                "cache='off' (reads from disk in DataLoader workers)")
+        else:
+            plan[name, split] = "off"
+            logger.info("%s %s: %d images (%s) do not fit in the image cache (%s of %s used); read from disk", name,
+                        split, count, format_bytes(needed), format_bytes(total), format_bytes(limit))
+    return plan
+
+
 def vi_lreid_benchmark(
     root: str | os.PathLike[str] | None = None,
     *,
@@ -159,6 +208,8 @@ def vi_lreid_benchmark(
     eval_transform: ImageTransform | None = None,
     reader_options: Mapping[str, Mapping[str, Any]] | None = None,
     llcm_flip_test_modality: bool = False,
+    cache: str | None = None,
+    cache_limit_bytes: int | None = None,
 ) -> CLScenario:
     """Build the VI-LReID benchmark: ``train_stream`` and ``test_stream`` with one experience per dataset.
 
@@ -172,8 +223,14 @@ def vi_lreid_benchmark(
     is either a `ModalityAwareTransform` or a one-argument image transform. ``llcm_flip_test_modality`` enables the
     published LLCM quirk (spec §7 b, see the module docstring); it is an error when "llcm" is not in the stream.
 
+    ``cache`` ("auto", "memory" or "off"; default ``$CKDA_DATA_CACHE`` or "auto") and ``cache_limit_bytes``
+    (default ``$CKDA_DATA_CACHE_LIMIT`` or a quarter of the machine's memory) decide which splits are decoded once
+    into memory (`plan_image_cache`; training sets first); the others are read from disk. The choice changes speed
+    and memory only, never results.
+
     Returns the Avalanche benchmark; every experience carries ``experience.reid`` (`ReIDExperienceInfo`), the
-    benchmark carries ``reid_datasets`` (names in session order).
+    benchmark carries ``reid_datasets`` (names in session order) and ``reid_image_sources`` (``{"regdb/train":
+    "memory"|"file"|"pil", ...}``: the memory cache, the disk, or PIL images for custom transforms).
     """
     if readers is not None:
         if root is not None or datasets is not None or reader_options is not None:
@@ -201,14 +258,23 @@ def vi_lreid_benchmark(
     train_tf = build_train_transform(img_size, config=augment) if train_transform is None else train_transform
     eval_tf = build_eval_transform(img_size) if eval_transform is None else eval_transform
 
+    geometry = transform_geometry(train_tf, eval_tf)
+    limit = default_cache_limit() if cache_limit_bytes is None else int(cache_limit_bytes)
+    splits = [(_display_name(r.name), "train", len(r.train)) for r in reader_list]
+    splits += [(_display_name(r.name), "test", len(r.test_pool)) for r in reader_list]
+    plan = plan_image_cache(splits, img_size=None if geometry is None else geometry[0],
+                            cache=default_cache_mode() if cache is None else cache, limit=limit)
+
+    def dataset_for(reader: ReIDReader, split: str, samples: Sequence[ReIDSample], **kwargs: Any) -> Any:
+        name = _display_name(reader.name)
+        return make_reid_dataset(samples, dataset=name, train_transform=train_tf, eval_transform=eval_tf,
+                                 cache=plan[name, split], cache_limit_bytes=limit, **kwargs)
+
     train_sets, train_infos = [], []
     offset = 0
     for reader in reader_list:
         labels, identities = _labels(reader.train, offset)
-        train_sets.append(
-            make_reid_dataset(reader.train, labels=labels, dataset=_display_name(reader.name),
-                              train_transform=train_tf, eval_transform=eval_tf, initial_group="train")
-        )
+        train_sets.append(dataset_for(reader, "train", reader.train, labels=labels, initial_group="train"))
         train_infos.append(
             ReIDExperienceInfo(dataset=reader.name, split="train", num_identities=len(identities),
                                label_offset=offset, identities=identities, samples=tuple(reader.train),
@@ -221,11 +287,8 @@ def vi_lreid_benchmark(
         labels, identities = _labels(reader.test_pool, offset)
         flip = llcm_flip_test_modality and reader.name == "llcm"
         modalities = [INFRARED if s.modality == VISIBLE else VISIBLE for s in reader.test_pool] if flip else None
-        test_sets.append(
-            make_reid_dataset(reader.test_pool, labels=labels, dataset=_display_name(reader.name),
-                              train_transform=train_tf, eval_transform=eval_tf, initial_group="eval",
-                              modalities=modalities)
-        )
+        test_sets.append(dataset_for(reader, "test", reader.test_pool, labels=labels, initial_group="eval",
+                                     modalities=modalities))
         test_infos.append(
             ReIDExperienceInfo(dataset=reader.name, split="test", num_identities=len(identities),
                                label_offset=offset, identities=identities, samples=tuple(reader.test_pool),
@@ -239,4 +302,8 @@ def vi_lreid_benchmark(
     for experience, info in zip(benchmark.test_stream, test_infos):
         experience.reid = info
     benchmark.reid_datasets = names
+    kind = {"memory": "memory", "off": "file"}
+    benchmark.reid_image_sources = {
+        f"{reader.name}/{split}": "pil" if geometry is None else kind[plan[_display_name(reader.name), split]]
+        for split in ("train", "test") for reader in reader_list}
     return benchmark

@@ -15,6 +15,13 @@ Pipeline order (train): ``ToImage -> Resize -> [infrared only: RandomChoice(Colo
 RandomHorizontalFlip -> ToDtype(float32, scale) -> Normalize -> RandomErasing -> ToPureTensor``. The infrared
 augmentation runs on the resized uint8 image so its cost and the blur's reach do not depend on the file's size.
 Randomness comes from torch's global generator (seeded per DataLoader worker by PyTorch).
+
+Batched counterparts. The transforms built here also carry ``batched``: the same pipeline after the resize,
+applied to a whole uint8 batch with per-sample random draws (`batch_transforms.py`), and ``img_size`` /
+``interpolation``, the resize they start with. A dataset whose train and test transforms share that resize decodes
+and resizes each image once (`image_store.decode_resized`, the same ``ToImage -> Resize`` as here) and lets
+`batch_loader.ReIDLoader` apply ``batched`` per batch; indexing such a dataset one item at a time still applies this
+per-image transform (its resize is then a no-op), which is the reference the batched version is tested against.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from typing import Any
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
+from .batch_transforms import BatchEvalTransform, BatchTrainAugment
 from .sample import INFRARED, VISIBLE
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -92,6 +100,10 @@ class ModalityAwareTransform:
     ``common_pre`` runs on every image, then ``infrared_only`` on infrared images (modality 1) only, then
     ``common_post`` on every image. ``image`` may be a PIL image or a uint8 ``(3, H, W)`` tensor; the output is a
     plain float ``(3, H, W)`` tensor.
+
+    Optional: ``batched(images, modality)``, the same transform for a uint8 ``(B, 3, H, W)`` batch already resized
+    by ``common_pre``'s resize, which is ``img_size`` with ``interpolation`` (set by `build_train_transform` and
+    `build_eval_transform`; None for a transform without a batched form).
     """
 
     def __init__(
@@ -100,10 +112,26 @@ class ModalityAwareTransform:
         common_pre: Callable[[Any], Any],
         common_post: Callable[[Any], torch.Tensor],
         infrared_only: Callable[[Any], Any] | None = None,
+        batched: Callable[..., torch.Tensor] | None = None,
+        img_size: tuple[int, int] | None = None,
+        interpolation: str | None = None,
     ) -> None:
+        if batched is not None and (img_size is None or interpolation is None):
+            raise ValueError("ModalityAwareTransform: a batched form needs the img_size and interpolation of the "
+                             "resize it assumes")
         self.common_pre = common_pre
         self.infrared_only = infrared_only
         self.common_post = common_post
+        self.batched = batched
+        self.img_size = None if img_size is None else (int(img_size[0]), int(img_size[1]))
+        self.interpolation = interpolation
+
+    @property
+    def geometry(self) -> tuple[tuple[int, int], str] | None:
+        """``(img_size, interpolation)`` of the resize the batched form assumes; None without a batched form."""
+        if self.batched is None or self.img_size is None or self.interpolation is None:
+            return None
+        return self.img_size, self.interpolation
 
     def __call__(self, image: Any, modality: int) -> torch.Tensor:
         if modality not in (VISIBLE, INFRARED):
@@ -128,6 +156,16 @@ def _check_img_size(img_size: tuple[int, int]) -> tuple[int, int]:
 
 def _resize_stage(img_size: tuple[int, int], interpolation: str) -> v2.Compose:
     return v2.Compose([v2.ToImage(), v2.Resize(img_size, interpolation=_INTERPOLATIONS[interpolation], antialias=True)])
+
+
+def resize_image(image: Any, img_size: tuple[int, int], interpolation: str = "bicubic") -> torch.Tensor:
+    """The resize stage of both transforms (``ToImage -> Resize``, antialiased) as a plain contiguous uint8
+    ``(3, H, W)`` tensor: what the image cache stores and the batched transforms start from."""
+    height, width = _check_img_size(img_size)
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation: expected one of {sorted(_INTERPOLATIONS)}, got {interpolation!r}")
+    out = _resize_stage((height, width), interpolation)(image)
+    return out.as_subclass(torch.Tensor).contiguous()
 
 
 def _normalise_stage() -> list[v2.Transform]:
@@ -176,8 +214,10 @@ def build_train_transform(
             v2.ToPureTensor(),
         ]
     )
+    batched = BatchTrainAugment((height, width), config=cfg, blur_kernel=blur_kernel, blur_sigma=blur_sigma)
     return ModalityAwareTransform(
-        common_pre=_resize_stage((height, width), cfg.interpolation), infrared_only=infrared, common_post=post
+        common_pre=_resize_stage((height, width), cfg.interpolation), infrared_only=infrared, common_post=post,
+        batched=batched, img_size=(height, width), interpolation=cfg.interpolation,
     )
 
 
@@ -187,4 +227,6 @@ def build_eval_transform(img_size: tuple[int, int], *, interpolation: str = "bic
     if interpolation not in _INTERPOLATIONS:
         raise ValueError(f"interpolation: expected one of {sorted(_INTERPOLATIONS)}, got {interpolation!r}")
     post = v2.Compose([*_normalise_stage(), v2.ToPureTensor()])
-    return ModalityAwareTransform(common_pre=_resize_stage((height, width), interpolation), common_post=post)
+    return ModalityAwareTransform(common_pre=_resize_stage((height, width), interpolation), common_post=post,
+                                  batched=BatchEvalTransform((height, width)), img_size=(height, width),
+                                  interpolation=interpolation)

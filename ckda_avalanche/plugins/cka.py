@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.affinity import cka_loss, cka_terms
+from ckda_avalanche.plugins.old_model import loader_workers
 from ckda_avalanche.plugins.prompt_consistency import require_teacher
 from ckda_avalanche.plugins.prototypes import DualPrototypes, compute_dual_prototypes
 from ckda_avalanche.plugins.teacher import TeacherPlugin
@@ -117,6 +118,7 @@ class CKAPlugin(SupervisedPlugin):
             batch_size=self.batch_size,
             device=strategy.device,
             autocast=autocast,
+            num_workers=loader_workers(strategy),
             visible_as_infrared=self.regdb_thermal_from_visible and dataset_name == "regdb",
         )
         self.history = [*self.history, protos] if self.accumulate else [protos]

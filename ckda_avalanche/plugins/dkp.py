@@ -24,7 +24,7 @@ from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.dkp import (DistributionPrototypes, identity_distributions,
                                        prototype_affinity_distillation_loss, sample_prototype_features)
-from ckda_avalanche.plugins.old_model import extract_features
+from ckda_avalanche.plugins.old_model import extract_features, loader_workers
 from ckda_avalanche.plugins.teacher import check_merged_before
 
 __all__ = ["DKPConfig", "DKPPlugin"]
@@ -104,7 +104,7 @@ class DKPPlugin(SupervisedPlugin):
         check_merged_before(strategy, "DKPPlugin")
         feats, labels, modality = extract_features(
             strategy.model, strategy.experience.dataset, batch_size=strategy.eval_mb_size, device=strategy.device,
-            kind="feat" if self.config.feature == "feat" else "retrieval")
+            kind="feat" if self.config.feature == "feat" else "retrieval", num_workers=loader_workers(strategy))
         protos = identity_distributions(feats, labels, modality if self.config.per_modality else None)
         self.sessions = [*self.sessions, protos] if self.config.accumulate_sessions else [protos]
         self._active = None

@@ -21,7 +21,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.lstkc import affinity_discrepancy_fusion_weight, rectified_affinity_distillation_loss
-from ckda_avalanche.plugins.old_model import OldModelKeeper, extract_features
+from ckda_avalanche.plugins.old_model import OldModelKeeper, extract_features, loader_workers
 from ckda_avalanche.plugins.weight_merge import merge_state_into
 
 __all__ = ["LSTKCConfig", "LSTKCPlugin"]
@@ -93,7 +93,8 @@ class LSTKCPlugin(SupervisedPlugin):
         if old is not None and self.config.fusion:
             dataset = strategy.experience.dataset
             common = dict(batch_size=strategy.eval_mb_size, device=strategy.device,
-                          max_images=self.config.fusion_max_images, seed=strategy.session_index)
+                          max_images=self.config.fusion_max_images, seed=strategy.session_index,
+                          num_workers=loader_workers(strategy))
             new_feats, _, _ = extract_features(strategy.model, dataset, **common)
             old_feats, _, _ = extract_features(old, dataset, **common)
             alpha = affinity_discrepancy_fusion_weight(new_feats, old_feats,

@@ -3,7 +3,8 @@
 * `OldModelKeeper`: a frozen, eval-mode copy of the model (the LwF / LSTKC teacher, the "old" end of a weight
   fusion), with `state_dict` / `load_state_dict` for the runner's per-session checkpoints (the copy is rebuilt lazily
   from the live model's architecture, so loading needs no model) and its size in bytes for `memory_report`.
-* `extract_features`: one no-grad pass of a model in eval mode over a dataset (test transforms, no shuffling).
+* `extract_features`: one no-grad pass of a model in eval mode over a dataset (test transforms, no shuffling);
+  `loader_workers`: the DataLoader workers such a pass uses (the strategy's setting).
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+
+from ckda_avalanche.benchmarks.batch_loader import make_reid_loader
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
@@ -93,6 +95,12 @@ class OldModelKeeper:
         return 0
 
 
+def loader_workers(strategy: Any) -> int | str:
+    """The DataLoader workers a plugin's own data pass should use: the strategy's `TrainConfig.num_workers`
+    ("auto" for strategies without one, e.g. a plain Avalanche ``Naive``)."""
+    return getattr(getattr(strategy, "config", None), "num_workers", "auto")
+
+
 @torch.no_grad()
 def extract_features(
     model: nn.Module,
@@ -103,13 +111,15 @@ def extract_features(
     kind: Literal["retrieval", "feat"] = "retrieval",
     max_images: int = 0,
     seed: int = 0,
+    num_workers: int | str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(features (N, D), labels (N,), modality (N,)) of ``dataset`` with ``model`` in eval mode.
 
     ``dataset`` is an Avalanche ReID dataset (items ``(image, pid, camid, modality, task)``); its eval transform
     group is used. ``kind="retrieval"`` is the eval-mode output (L2-normalised BNNeck feature), ``"feat"`` the
     pre-BN feature f. ``max_images > 0`` uses a seeded random subset of that size. The model's train/eval mode is
-    restored afterwards.
+    restored afterwards. Images are read through `batch_loader.make_reid_loader` (``num_workers``: a number or
+    "auto").
     """
     if kind not in ("retrieval", "feat"):
         raise ValueError(f"extract_features: kind must be 'retrieval' or 'feat', got {kind!r}")
@@ -119,8 +129,7 @@ def extract_features(
         gen = torch.Generator().manual_seed(seed)
         indices = torch.randperm(len(dataset), generator=gen)[:max_images].sort().values.tolist()
         dataset = dataset.subset(indices)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                        collate_fn=getattr(dataset, "collate_fn", None))
+    loader = make_reid_loader(dataset, batch_size=batch_size, num_workers=num_workers, device=device)
     was_training = model.training
     model.eval()
     feats, labels, mods = [], [], []

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+
+from ckda_avalanche.benchmarks.batch_loader import make_reid_loader
 
 __all__ = ["DualPrototypes", "compute_dual_prototypes"]
 
@@ -55,7 +56,7 @@ def compute_dual_prototypes(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    num_workers: int = 0,
+    num_workers: int | str = "auto",
     visible_as_infrared: bool = False,
 ) -> DualPrototypes:
     """Prototypes of ``dataset`` (an Avalanche dataset with minibatches (image, pid, camid, modality, task)).
@@ -63,11 +64,12 @@ def compute_dual_prototypes(
     ``dataset`` should already use the test transform (``experience.dataset.eval()``). The model is put in eval mode
     for the pass and its previous mode restored. ``visible_as_infrared`` reproduces quirk (a) of the published
     setting (RegDB "thermal" prototypes computed from visible images): the infrared set is a copy of the visible one.
+    Images are read through `batch_loader.make_reid_loader` (``num_workers``: a number or "auto"; the memory cache
+    of the training set is reused).
     """
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=getattr(dataset, "collate_fn", None))
+    loader = make_reid_loader(dataset, batch_size=batch_size, num_workers=num_workers, device=device)
     feats, pids, mods = [], [], []
     try:
         for batch in loader:

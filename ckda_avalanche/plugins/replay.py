@@ -12,9 +12,9 @@ Labels: replayed identities keep their global (offset) labels. Design choice: th
 seen so far** (the `Replay` strategy sets it to ``offset + num_identities`` of the current session and uses global
 labels), so the identity loss applies to replayed samples too.
 
-Memory: exemplars are kept as indices into the past sessions' datasets (re-read from disk through
-``experience.origin_stream``); what a deployed system would store is reported as ``exemplar_images`` = number of
-images x 3 x H x W bytes (uint8 at the training input size).
+Memory: exemplars are kept as indices into the past sessions' datasets (read through ``experience.origin_stream``,
+from the process's image cache when it holds them, else from disk); what a deployed system would store is reported
+as ``exemplar_images`` = number of images x 3 x H x W bytes (uint8 at the training input size).
 """
 from __future__ import annotations
 

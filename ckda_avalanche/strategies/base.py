@@ -29,6 +29,7 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 from torch.optim import Optimizer
 
+from ckda_avalanche.benchmarks.batch_loader import make_reid_loader
 from ckda_avalanche.benchmarks.sample import VISIBLE
 from ckda_avalanche.benchmarks.sampler import batches_per_epoch_for, make_identity_batch_loader
 from ckda_avalanche.losses.reid_criterion import ReIDCriterion
@@ -158,7 +159,8 @@ class ReIDTemplate(SupervisedTemplate):
 
     def make_train_dataloader(self, **kwargs: Any) -> None:
         """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared), `epoch_batches`
-        per epoch."""
+        per epoch, augmented per batch on the strategy's device; workers (`TrainConfig.num_workers`) persist across
+        the session's epochs."""
         self.dataloader = make_identity_batch_loader(
             self.adapted_dataset,
             num_identities=self.config.num_identities,
@@ -167,8 +169,20 @@ class ReIDTemplate(SupervisedTemplate):
             seed=self.config.seed * 1000 + self.session_index,
             allow_unpaired=self.config.allow_unpaired_identities,
             num_workers=self.config.num_workers,
-            pin_memory=self.device.type == "cuda",
+            persistent_workers=True,
+            device=self.device,
         )
+
+    def make_eval_dataloader(self, num_workers: int | str | None = None, shuffle: bool = False,
+                             pin_memory: bool | None = None, persistent_workers: bool = False, **kwargs: Any) -> None:
+        """Evaluation batches of ``eval_mb_size`` in dataset order (the n-th feature is ``samples[n]``), transformed
+        per batch on the strategy's device; ``num_workers`` defaults to `TrainConfig.num_workers`."""
+        if shuffle:
+            raise ValueError("ReIDTemplate evaluates in dataset order: shuffle=True is not supported")
+        self.dataloader = make_reid_loader(
+            self.adapted_dataset, batch_size=self.eval_mb_size,
+            num_workers=self.config.num_workers if num_workers is None else num_workers, device=self.device,
+            pin_memory=pin_memory, persistent_workers=persistent_workers)
 
     def check_model_and_optimizer(self, **kwargs: Any) -> None:
         """Every session: adapt the model (new classifier), then a new optimiser and schedule."""

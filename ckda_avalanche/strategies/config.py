@@ -47,8 +47,11 @@ class TrainConfig:
     (CUDA only, with a gradient scaler) or "off"."""
     seed: int = 0
     """Seed of the identity-balanced sampler (session s uses seed * 1000 + s)."""
-    num_workers: int = 0
-    """DataLoader worker processes for training."""
+    num_workers: int | str = "auto"
+    """DataLoader worker processes for training, evaluation and the prototype / old-model passes: a number, or
+    "auto": none when the session's images are in the memory cache (decoded once; the batched augmentation runs in
+    the training process), else the usable CPUs minus one (1..8) decoding from disk (docs/data_path.md). Workers
+    only decode, so results do not depend on this."""
     allow_unpaired_identities: bool = False
     """Leave identities with images in one modality only out of the training batches instead of raising."""
     grad_clip_norm: float = 0.0
@@ -64,8 +67,11 @@ class TrainConfig:
         for name in ("epochs", "num_identities", "num_instances"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}: expected >= 1, got {getattr(self, name)}")
-        if self.warmup_epochs < 0 or self.num_workers < 0:
-            raise ValueError("TrainConfig.warmup_epochs and TrainConfig.num_workers must be >= 0")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"TrainConfig.warmup_epochs: expected >= 0, got {self.warmup_epochs}")
+        if self.num_workers != "auto" and (isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int)
+                                           or self.num_workers < 0):
+            raise ValueError(f"TrainConfig.num_workers: expected an integer >= 0 or 'auto', got {self.num_workers!r}")
         if self.epoch_length not in EPOCH_LENGTHS:
             raise ValueError(f"TrainConfig.epoch_length: expected one of {EPOCH_LENGTHS}, got {self.epoch_length!r}")
         if self.amp not in AMP_MODES:

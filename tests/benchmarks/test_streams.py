@@ -293,3 +293,36 @@ def test_reader_options_reach_the_readers(synthetic_root):
     assert bm.train_stream[1].reid.label_offset == 1
     with pytest.raises(ValueError, match="trial"):
         vi_lreid_benchmark(synthetic_root, datasets=("regdb",), reader_options={"regdb": {"trial": 11}})
+
+
+def test_image_cache_plan_takes_training_sets_first_and_guards_the_limit():
+    from ckda_avalanche.benchmarks.image_store import CacheLimitError
+    from ckda_avalanche.benchmarks.streams import plan_image_cache
+
+    per_image = 3 * 32 * 16
+    splits = [("RegDB", "train", 10), ("SYSU-MM01", "train", 20), ("RegDB", "test", 5), ("SYSU-MM01", "test", 30)]
+    plan = plan_image_cache(splits, img_size=SIZE, cache="auto", limit=36 * per_image)
+    assert plan == {("RegDB", "train"): "memory", ("SYSU-MM01", "train"): "memory", ("RegDB", "test"): "memory",
+                    ("SYSU-MM01", "test"): "off"}
+    assert set(plan_image_cache(splits, img_size=SIZE, cache="memory", limit=65 * per_image).values()) == {"memory"}
+    assert set(plan_image_cache(splits, img_size=SIZE, cache="off", limit=10**12).values()) == {"off"}
+    with pytest.raises(CacheLimitError) as error:
+        plan_image_cache(splits, img_size=SIZE, cache="memory", limit=64 * per_image)
+    message = str(error.value)
+    for part in ("SYSU-MM01 test", "30 images", "32x16", f"{30 * per_image} bytes", f"{64 * per_image} bytes"):
+        assert part in message
+    with pytest.raises(ValueError, match="cache"):
+        plan_image_cache(splits, img_size=SIZE, cache="ram", limit=1)
+
+
+def test_stream_reports_where_images_come_from(readers):
+    sizes = sum(len(r.train) + len(r.test_pool) for r in readers) * 3 * 32 * 16
+    bm = vi_lreid_benchmark(readers=readers, img_size=SIZE, cache_limit_bytes=sizes)
+    assert set(bm.reid_image_sources.values()) == {"memory"}
+    train_only = sum(len(r.train) for r in readers) * 3 * 32 * 16
+    bm = vi_lreid_benchmark(readers=readers, img_size=SIZE, cache="auto", cache_limit_bytes=train_only)
+    assert bm.reid_image_sources == {f"{r.name}/{split}": "memory" if split == "train" else "file"
+                                     for r in readers for split in ("train", "test")}
+    assert list(bm.train_stream[0].dataset.image_cached) == [True] * len(readers[0].train)
+    bm = vi_lreid_benchmark(readers=readers, img_size=SIZE, eval_transform=lambda img: torch.zeros(1))
+    assert set(bm.reid_image_sources.values()) == {"pil"}

@@ -41,6 +41,14 @@ def test_train_config_defaults_and_validation():
         TrainConfig(lr=0.0)
 
 
+def test_train_config_num_workers():
+    assert TrainConfig().num_workers == "auto"
+    assert TrainConfig(num_workers=0).num_workers == 0 and TrainConfig(num_workers=3).num_workers == 3
+    for bad in (-1, "many", 1.5, True):
+        with pytest.raises(ValueError, match="TrainConfig.num_workers"):
+            TrainConfig(num_workers=bad)
+
+
 def test_warmup_cosine_factor_hand_values():
     kw = dict(total_steps=11, warmup_steps=2, start_factor=0.01, min_factor=0.01)
     assert warmup_cosine_factor(0, **kw) == pytest.approx(0.01)
@@ -154,3 +162,39 @@ def test_eval_criterion_is_zero_and_features_are_float(stream):
     strategy.eval(stream.test_stream[:1])
     assert seen and all(dtype == torch.float32 and loss == 0.0 for dtype, loss in seen)
     assert not math.isnan(seen[0][1])
+
+
+def test_results_do_not_depend_on_the_image_cache_or_the_workers(tmp_path_factory):
+    """Two sessions of CKDA (training, evaluation, prototype pass) from the memory cache in the main process and from
+    disk with one DataLoader worker give identical weights, prototypes and evaluation features."""
+    from ckda_avalanche.strategies import CKDA
+
+    root = tmp_path_factory.mktemp("synthetic_parity")
+    generate_synthetic(root, seed=0, scale=0.05, img_size=SIZE)
+    runs = []
+    for cache, workers in (("memory", 0), ("off", 1)):
+        bm = vi_lreid_benchmark(root, datasets=("regdb", "sysu"), img_size=SIZE, cache=cache)
+        assert set(bm.reid_image_sources.values()) == {"memory" if cache == "memory" else "file"}
+        torch.manual_seed(0)
+        model = create_model("test", num_classes=0, img_size=SIZE)
+        features, workers_seen = [], set()
+
+        class Probe(SupervisedPlugin):
+            def after_eval_iteration(self, s, **kw):
+                features.append(s.mb_output.detach().clone())
+                workers_seen.add(s.dataloader.num_workers)
+
+            def before_training_iteration(self, s, **kw):
+                workers_seen.add(s.dataloader.num_workers)
+
+        strategy = CKDA(model=model, config=_config(num_workers=workers), device="cpu", plugins=[Probe()])
+        for exp in bm.train_stream:
+            torch.manual_seed(exp.current_experience + 1)
+            strategy.train(exp)
+            strategy.eval(bm.test_stream)
+        assert workers_seen == {workers}
+        runs.append((model.state_dict(), strategy.cka.history[-1], torch.cat(features)))
+    (state_a, protos_a, feats_a), (state_b, protos_b, feats_b) = runs
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert all(torch.equal(a, b) for a, b in zip(protos_a, protos_b))
+    assert torch.equal(feats_a, feats_b)
