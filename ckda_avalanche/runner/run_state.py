@@ -79,9 +79,15 @@ def config_changes(stored: Mapping[str, Any], record: Mapping[str, Any]) -> list
         _flatten(new.get(section), "", new_flat)
         for field in sorted(set(old_flat) | set(new_flat)):
             old, value = old_flat.get(field, "<absent>"), new_flat.get(field, "<absent>")
-            if old != value:
+            if old != value and (section, field) not in RESULT_NEUTRAL:
                 changes.append((_user_name(section, field, method), old, value))
     return changes
+
+
+RESULT_NEUTRAL: frozenset[tuple[str, str]] = frozenset({("run_config", "train.num_workers")})
+"""(section, dotted field) pairs that change speed only, never metrics: every loader draws its batches and
+augmentation from its own generator, whatever the worker count (docs/data_path.md), so resuming with another value
+is not a change of settings (run folders started with the old default 0 resume under "auto")."""
 
 
 def format_changes(changes: list[tuple[str, Any, Any]], *, limit: int = 8) -> str:

@@ -67,3 +67,19 @@ def test_cli_pretrain_and_the_pretrained_flag(tmp_path, capsys):
     assert _resolve_config(flags).pretrained is None
     flags.pretrained = str(out)
     assert _resolve_config(flags).pretrained == str(out)
+
+
+def test_builtin_weights_validate_for_their_model_and_are_refused_for_another():
+    import dataclasses
+
+    from ckda_avalanche.runner.config import CPU
+    from ckda_avalanche.runner.overrides import ConfigError
+    from ckda_avalanche.runner.validate import _check_pretrained
+
+    faithful = dataclasses.replace(CPU, model="cpu-faithful", pretrained="synthetic-cpu-faithful")
+    _check_pretrained(faithful, "config.yaml: pretrained")  # no error
+    with pytest.raises(ConfigError, match=r"config.yaml: pretrained: .*another architecture.*patch_size: file 4 vs "
+                                          r"model 8"):
+        _check_pretrained(dataclasses.replace(faithful, model="cpu"), "config.yaml: pretrained")
+    with pytest.raises(ConfigError, match="one of \\['synthetic-cpu-faithful'\\], or 'none'"):
+        _check_pretrained(dataclasses.replace(faithful, pretrained="nowhere.safetensors"), "x")

@@ -175,3 +175,15 @@ def test_check_resume_config_in_the_library_path(tmp_path):
     (tmp_path / "config.json").unlink()
     with pytest.raises(RunStateError, match="config.json: missing"):
         check_resume_config(tmp_path, record, override=False, sessions_done=1)
+
+
+def test_worker_count_is_not_a_change_of_settings(tmp_path):
+    # A folder started when num_workers defaulted to 0 resumes under "auto": workers change speed, not metrics.
+    old = {"method": "finetune", "seed": 0, "run": "r", "model_config": {"depth": 2},
+           "run_config": {"train": {"lr": 0.1, "num_workers": 0}}, "method_config": {}}
+    new = {**old, "run_config": {"train": {"lr": 0.1, "num_workers": "auto"}}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert config_changes(old, new) == []
+    assert check_resume_config(tmp_path, new, override=False, sessions_done=1) == "r"
+    other = {**old, "run_config": {"train": {"lr": 0.2, "num_workers": 3}}}
+    assert config_changes(old, other) == [("train.lr", 0.1, 0.2)]
