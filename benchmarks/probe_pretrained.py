@@ -33,7 +33,7 @@ def probe(root: str, pretrained: str | None, model_name: str = "cpu-faithful", s
         cams = np.array([s.camid for s in exp.reid.samples])
         result = evaluate_rank(1 - feats[trial.query] @ feats[trial.gallery].T, pids[trial.query],
                                pids[trial.gallery], cams[trial.query], cams[trial.gallery], rule=trial.rule)
-        scores[exp.reid.dataset if hasattr(exp.reid, "dataset") else str(exp.current_experience)] = result.mAP
+        scores[exp.reid.dataset] = result.mAP
     return scores
 
 

@@ -318,8 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--out", required=True, help="output .safetensors file (+ .sha256 and .json next to it)")
     pre.add_argument("--config", help="YAML/JSON file overriding PretrainConfig fields")
     pre.add_argument("--threads", type=int, help="torch threads (default: the usable CPUs)")
-    for field in ("model", "num_ids", "steps", "modalities", "objective", "lr", "seed", "amp"):
-        pre.add_argument(f"--{field.replace('_', '-')}", dest=f"pre_{field}", help=f"PretrainConfig.{field}")
+    for field, kind in (("model", str), ("num_ids", int), ("steps", int), ("modalities", str), ("objective", str),
+                        ("lr", float), ("seed", int), ("amp", str)):
+        pre.add_argument(f"--{field.replace('_', '-')}", dest=f"pre_{field}", type=kind, help=f"PretrainConfig.{field}")
     pre.set_defaults(func=cmd_pretrain)
 
     data = sub.add_parser("data", help="synthetic data generation and dataset checks")

@@ -72,7 +72,7 @@ def check_weights_file(path: Path, config: ModelConfig) -> None:
     """Verify the sha256 sidecar (if any) and, for files made by `save_backbone`, the architecture record."""
     sidecar = path.with_name(path.name + ".sha256")
     if sidecar.is_file():
-        expected = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
+        expected = (sidecar.read_text().split() or [""])[0]
         actual = sha256_of(path)
         if actual != expected:
             raise ValueError(f"pretrained checkpoint {str(path)!r}: sha256 {actual} does not match {sidecar.name} "

@@ -193,15 +193,12 @@ def run_pretrain_command(*, out: str, config_file: str | None, threads: int | No
                          command: str) -> dict[str, Any]:
     """``ckda pretrain``: `PretrainConfig` from defaults, then ``--config FILE``, then the flags (typed, checked)."""
     import os
-    import typing
 
     from ckda_avalanche.runner.overrides import apply_overrides, load_config_file
 
     config = PretrainConfig()
     if config_file:
         config = apply_overrides(config, load_config_file(config_file), where=str(config_file))
-    hints = typing.get_type_hints(PretrainConfig)
-    typed = {k: (hints[k](v) if hints[k] in (int, float) else v) for k, v in flags.items()}
-    config = apply_overrides(config, typed, where="ckda pretrain")
+    config = apply_overrides(config, flags, where="ckda pretrain")  # flags arrive typed by argparse
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
     return pretrain(config, out, command=command)

@@ -63,6 +63,9 @@ def test_cli_pretrain_and_the_pretrained_flag(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     code = main(["pretrain", "--out", str(out), "--model", "test", "--objective", "nope"])
     assert code == 2 and "objective" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse's own one-line usage error, not a traceback
+        main(["pretrain", "--out", str(out), "--steps", "abc"])
+    assert "--steps: invalid int value: 'abc'" in capsys.readouterr().err
     flags = argparse.Namespace(preset="cpu", config=None, pretrained="none")
     assert _resolve_config(flags).pretrained is None
     flags.pretrained = str(out)
