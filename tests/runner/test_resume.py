@@ -31,7 +31,9 @@ def _scores(csv: Path) -> pd.DataFrame:
 def test_sigkill_mid_session_then_resume_matches_uninterrupted(tmp_path, tiny_synthetic_root):
     config = tmp_path / "cfg.json"
     config.write_text(json.dumps({"datasets": ["regdb", "sysu"], "synthetic_scale": 0.15,
-                                  "train": {"epochs": 3, "warmup_epochs": 0, "num_identities": 4,
+                                  # 10 epochs: with the cached, batched data path a 3-epoch session took
+                                  # under 0.5 s, so the kill below could land after session 2 had finished.
+                                  "train": {"epochs": 10, "warmup_epochs": 0, "num_identities": 4,
                                             "num_instances": 2}}))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -46,7 +48,7 @@ def test_sigkill_mid_session_then_resume_matches_uninterrupted(tmp_path, tiny_sy
     while not state.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
     assert state.exists(), "the first session never finished"
-    time.sleep(0.5)  # now inside session 2
+    time.sleep(0.2)  # now inside session 2
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     progress = json.loads(state.read_text())
