@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--synthetic-dir", default=str(DEFAULT_SYNTHETIC_DIR),
                      help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR})")
     run.add_argument("--pretrained", help="backbone weights: a local ViT checkpoint (.pth, .safetensors or .npz), "
-                     "'synthetic-cpu' (the built-in synthetic pretraining, the cpu preset's default) or 'none' "
+                     "'synthetic-cpu-faithful' (the built-in synthetic pretraining, the cpu preset's default) or 'none' "
                      "(random initialisation)")
     run.add_argument("--out", required=True, help="run folder (OUT/<method>/seed<k>/ per run)")
     run.add_argument("--resume", action="store_true", help="continue runs in OUT from their last finished session")
@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--config", help="YAML/JSON file overriding PretrainConfig fields")
     pre.add_argument("--threads", type=int, help="torch threads (default: the usable CPUs)")
     for field, kind in (("model", str), ("num_ids", int), ("steps", int), ("modalities", str), ("objective", str),
-                        ("lr", float), ("seed", int), ("amp", str)):
+                        ("lr", float), ("grayscale_p", float), ("seed", int), ("amp", str)):
         pre.add_argument(f"--{field.replace('_', '-')}", dest=f"pre_{field}", type=kind, help=f"PretrainConfig.{field}")
     pre.set_defaults(func=cmd_pretrain)
 

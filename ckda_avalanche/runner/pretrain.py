@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ckda_avalanche.benchmarks import batch_ops
 from ckda_avalanche.benchmarks.synthetic.pretrain_pool import MODALITY_CHOICES, render_pretrain_pool
 from ckda_avalanche.benchmarks.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ckda_avalanche.losses import ReIDCriterion
@@ -64,6 +65,9 @@ class PretrainConfig:
     """Linear warm-up steps, then cosine decay to 1% of the peak."""
     objective: str = "id+triplet"
     """"id+triplet", "id" (cross-entropy only) or "triplet" (metric only)."""
+    grayscale_p: float = 0.8
+    """Probability of showing a pool image in greyscale: visible-only pretraining that must also rely on shape,
+    texture and brightness, the cues that survive in infrared (a common VI-ReID augmentation)."""
     seed: int = 0
     """Seed of initialisation, batches and augmentation."""
     amp: str = "off"
@@ -75,6 +79,8 @@ class PretrainConfig:
         if self.objective not in ("id+triplet", "id", "triplet"):
             raise ValueError(f"PretrainConfig.objective: expected 'id+triplet', 'id' or 'triplet', got "
                              f"{self.objective!r}")
+        if not 0.0 <= self.grayscale_p <= 1.0:
+            raise ValueError(f"PretrainConfig.grayscale_p: expected a probability in [0, 1], got {self.grayscale_p}")
         if self.amp not in ("off", "bf16"):
             raise ValueError(f"PretrainConfig.amp: expected 'off' or 'bf16', got {self.amp!r}")
         for name in ("num_ids", "steps", "num_identities", "num_instances"):
@@ -101,28 +107,27 @@ def _batches(labels: torch.Tensor, *, p: int, k: int, generator: torch.Generator
         yield torch.cat(picks)
 
 
-def augment(images: torch.Tensor, *, generator: torch.Generator, erase_p: float = 0.5) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> normalised float32 with a per-image horizontal flip (p 0.5) and random erasing
+def augment(images: torch.Tensor, *, generator: torch.Generator, grayscale_p: float = 0.0,
+            erase_p: float = 0.5) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> normalised float32: per image, greyscale (p ``grayscale_p``: the ITU-R 601 luminance
+    in all three channels, like torchvision's ``RandomGrayscale``), a horizontal flip (p 0.5), then random erasing
     (p ``erase_p``, area 2-33%, aspect 0.3-3.3, erased to 0 after normalisation, like torchvision's default)."""
-    x = images.float().div_(255.0)
-    b, _, h, w = x.shape
-    flip = torch.rand(b, generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    x = (x - mean) / std
+    b, _, h, w = images.shape
+    grey = torch.rand(b, generator=generator) < grayscale_p
+    if grey.any():
+        luma = (images[grey].float() * torch.tensor([0.2989, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        images = images.clone()
+        images[grey] = luma.floor_().clamp_(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
+    x = batch_ops.flip(images, torch.rand(b, generator=generator) < 0.5)
+    x = batch_ops.normalize(x, torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD))
     area = torch.empty(b).uniform_(0.02, 0.33, generator=generator) * h * w
     log_ratio = torch.empty(b).uniform_(math.log(0.3), math.log(1 / 0.3), generator=generator)
     eh = (area * log_ratio.exp()).sqrt().round().clamp(1, h)
     ew = (area / log_ratio.exp()).sqrt().round().clamp(1, w)
     top = (torch.rand(b, generator=generator) * (h - eh + 1)).floor()
     left = (torch.rand(b, generator=generator) * (w - ew + 1)).floor()
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
-    box = ((rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
-           & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1)))
-    erase = (torch.rand(b, generator=generator) < erase_p).view(b, 1, 1) & box
-    return x.masked_fill(erase[:, None], 0.0)
+    boxes = torch.stack([top, left, eh, ew], dim=1).long()
+    return batch_ops.erase(x, boxes, torch.rand(b, generator=generator) < erase_p, inplace=True)
 
 
 def pretrain(config: PretrainConfig, out: str | Path, *, command: str = "", log_every: int = 200,
@@ -162,7 +167,7 @@ def pretrain(config: PretrainConfig, out: str | Path, *, command: str = "", log_
     running = 0.0
     for step in range(1, config.steps + 1):
         idx = next(batches)
-        x = augment(pool.images[idx], generator=generator)
+        x = augment(pool.images[idx], generator=generator, grayscale_p=config.grayscale_p)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.amp == "bf16"):
             output = model(x, pool.modality[idx])
         loss = criterion(output, pool.labels[idx])

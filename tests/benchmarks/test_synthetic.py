@@ -296,20 +296,40 @@ def test_bad_arguments_and_specs(tmp_path):
     assert len({(d.resolution_factor, d.thermal_weight, d.visible_brightness) for d in DOMAINS.values()}) == 4
 
 
-def test_near_infrared_reflectance_follows_each_domains_channel_mix():
+def test_each_dye_has_its_domains_own_near_infrared_grey():
+    """Benchmark domains give every garment its dye's domain-specific reflectance (`DomainSpec.palette_nir`); the
+    same hue reads as different greys in different domains, and each domain's greys are far apart."""
     rng = np.random.default_rng(0)
-    luminance = np.array([0.299, 0.587, 0.114])
-    mixes = {name: np.asarray(spec.nir_channel_weights) / sum(spec.nir_channel_weights)
-             for name, spec in DOMAINS.items()}
-    assert len({tuple(m.round(3)) for m in mixes.values()}) == 4  # four different visible-to-infrared links
     for name, spec in DOMAINS.items():
+        palette = np.asarray(spec.palette)
+        greys = np.sort(np.asarray(spec.palette_nir))
+        assert len(greys) == len(palette) and np.diff(greys).min() >= 0.1 - 1e-9, name
+        people = sample_identities(spec, 200, rng)
+        for colour, nir in ([(p.upper, p.upper_nir) for p in people] + [(p.lower, p.lower_nir) for p in people]
+                            + [(p.upper_secondary, p.upper_secondary_nir) for p in people]
+                            + [(p.bag_colour, p.bag_nir) for p in people]):
+            dye = int(np.argmin(((palette - np.asarray(colour)) ** 2).sum(1)))  # tint 0.02 << palette spacing
+            assert abs(nir - spec.palette_nir[dye]) < 0.1, (name, colour, nir)
+    # Palette entry 2 is red in every domain: four domains, four different infrared greys for it.
+    assert all(np.argmax(d.palette[2]) == 0 for d in DOMAINS.values())
+    assert len({d.palette_nir[2] for d in DOMAINS.values()}) == 4
+    with pytest.raises(ValueError, match="palette_nir"):
+        DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), palette=((0, 0, 0), (1, 1, 1)),
+                   palette_nir=(0.5,))
+
+
+def test_without_dye_greys_reflectance_follows_the_channel_mix():
+    """A domain without `palette_nir` (the pretraining pool's) keeps the linear visible-to-infrared link."""
+    from ckda_avalanche.benchmarks.synthetic.pretrain_pool import POOL_DOMAINS
+
+    rng = np.random.default_rng(0)
+    for spec in POOL_DOMAINS:
+        assert not spec.palette_nir
+        mix = np.asarray(spec.nir_channel_weights) / sum(spec.nir_channel_weights)
         people = sample_identities(spec, 300, rng)
         colours = np.array([p.lower for p in people] + [p.bag_colour for p in people])
         nir = np.array([p.lower_nir for p in people] + [p.bag_nir for p in people])
-        own = np.corrcoef(colours @ mixes[name], nir)[0, 1]
-        assert own > 0.9, name
-        if not np.allclose(mixes[name], luminance, atol=0.05):
-            assert own > np.corrcoef(colours @ luminance, nir)[0, 1], name
+        assert np.corrcoef(colours @ mix, nir)[0, 1] > 0.9, spec.name
 
 
 def test_project_readers_accept_the_synthetic_layouts(synth):
@@ -321,3 +341,23 @@ def test_project_readers_accept_the_synthetic_layouts(synth):
         assert len({s.pid for s in reader.train}) == n_train, name
         assert len({s.pid for s in reader.test_pool}) == n_test, name
         assert {s.modality for s in reader.query} and {s.modality for s in reader.gallery}, name
+
+
+def test_black_hot_camera_inverts_the_infrared_image():
+    """`DomainSpec.black_hot_fraction` (no built-in domain uses it any more) flips infrared polarity: the same scene
+    rendered by a black-hot camera is 255 minus the white-hot one, up to blur and sensor noise."""
+    import dataclasses
+
+    from ckda_avalanche.benchmarks.synthetic.nuisance import sample_nuisance
+    from ckda_avalanche.benchmarks.synthetic.render import render_images
+
+    spec = dataclasses.replace(DOMAINS["regdb"], black_hot_fraction=1.0, infrared_noise=(0.0, 0.0))
+    white = dataclasses.replace(spec, black_hot_fraction=0.0)
+    cam_black = sample_cameras(spec, np.random.default_rng(1))[(1, 2)]
+    cam_white = sample_cameras(white, np.random.default_rng(1))[(1, 2)]
+    assert cam_black.black_hot and not cam_white.black_hot
+    who = sample_identities(spec, 1, np.random.default_rng(2))[0]
+    nz = sample_nuisance(spec, np.random.default_rng(3), 4)
+    black = np.stack(render_images(who, cam_black, nz, spec, (64, 32), np.random.default_rng(4))).astype(float)
+    plain = np.stack(render_images(who, cam_white, nz, white, (64, 32), np.random.default_rng(4))).astype(float)
+    assert np.abs(black + plain - 255.0).mean() < 3.0

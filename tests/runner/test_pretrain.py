@@ -43,6 +43,28 @@ def test_augment_flips_and_erases_per_image():
     assert (zeros >= 1).all() and (zeros <= 8 * 4).all()
 
 
+def test_augment_greyscale_matches_torchvision_per_image():
+    from torchvision.transforms import v2
+
+    images = torch.randint(0, 256, (64, 3, 8, 4), dtype=torch.uint8)
+    out = augment(images, generator=torch.Generator().manual_seed(3), grayscale_p=0.5, erase_p=0.0)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    colour = (images.float() / 255 - mean) / std
+    grey = (v2.Grayscale(num_output_channels=3)(images).float() / 255 - mean) / std
+    kinds = []
+    for i in range(64):
+        for name, ref in (("colour", colour[i]), ("grey", grey[i])):
+            if torch.allclose(out[i], ref, atol=1e-5) or torch.allclose(out[i], ref.flip(-1), atol=1e-5):
+                kinds.append(name)
+                break
+        else:
+            raise AssertionError(f"image {i} is neither the colour nor the greyscale image (flipped or not)")
+    assert 16 < kinds.count("grey") < 48  # per image, about half
+    with pytest.raises(ValueError, match="PretrainConfig.grayscale_p"):
+        PretrainConfig(grayscale_p=1.5)
+
+
 def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="PretrainConfig.modalities"):
         PretrainConfig(modalities="ir")

@@ -55,15 +55,21 @@ class DomainSpec:
     outdoor_background_families: tuple[str, ...] = ("street",)
     """Background families used by the ``outdoor_cameras``."""
     palette: tuple[RGB, ...] = ()
-    """Garment colours of this domain; a small palette (6 colours: 36 upper/lower pairs for 64 ids) makes identities
-    share colours, so colour alone cannot identify and shape/texture (which survive in infrared) must be used."""
-    pattern_weights: tuple[float, float, float, float] = (0.4, 0.3, 0.2, 0.1)
-    """Probabilities of upper-garment patterns: plain, stripes, checks, two-tone blocks."""
+    """Garment colours (dyes) of this domain; a small palette makes identities share colours, so colour alone cannot
+    identify and shape/texture (which survive in infrared) must be used too."""
+    palette_nir: tuple[float, ...] = ()
+    """Near-infrared reflectance of each palette dye, in palette order. Real dyes reflect near-infrared largely
+    independently of their visible colour, and the dyes and illuminators differ between datasets, so each domain
+    gives the same hues its own infrared greys: a learnable, domain-specific visible-to-infrared link. Empty: the
+    reflectance follows `nir_channel_weights` instead."""
+    pattern_weights: tuple[float, float, float, float] = (0.15, 0.35, 0.25, 0.25)
+    """Probabilities of upper-garment patterns: plain, stripes, checks, two-tone blocks (most garments carry a
+    pattern: a cue that survives in infrared)."""
     carry_weights: tuple[float, float, float, float] = (0.4, 0.3, 0.15, 0.15)
     """Probabilities of carried objects: none, backpack, handbag, messenger bag."""
     body_cluster_weights: tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.25)
     """Probabilities of the four body-shape clusters (slim-tall, average, broad, short)."""
-    body_jitter: float = 0.06
+    body_jitter: float = 0.1
     """Relative spread of body measurements around their cluster centre."""
     long_hair_prob: float = 0.3
     """Probability of long hair."""
@@ -108,6 +114,9 @@ class DomainSpec:
             weights = getattr(self, field)
             if len(weights) != 4 or min(weights) < 0 or sum(weights) <= 0:
                 fail(field, "4 non-negative weights with a positive sum")
+        if self.palette_nir and (len(self.palette_nir) != len(self.palette)
+                                 or not all(0 <= x <= 1 for x in self.palette_nir)):
+            fail("palette_nir", f"one reflectance in [0, 1] per palette colour ({len(self.palette)})")
         if self.palette and (len(self.palette) < 2 or any(len(c) != 3 or not all(0 <= x <= 1 for x in c)
                                                           for c in self.palette)):
             fail("palette", "at least two (r, g, b) colours with channels in [0, 1]")
@@ -133,15 +142,16 @@ REGDB_DOMAIN = DomainSpec(
     infrared_texture=0.8,
     black_hot_fraction=0.0,
     background_families=("street",),
-    palette=_rgb("c0392b", "2c3e50", "ecf0f1", "2980b9", "27ae60", "f1c40f"),
-    pattern_weights=(0.5, 0.25, 0.15, 0.1),
+    palette=_rgb("1c1c1c", "ecf0f1", "c0392b", "2980b9", "27ae60", "f1c40f", "2c3e50", "95a5a6"),
+    palette_nir=(0.1, 0.9, 0.56, 0.32, 0.44, 0.8, 0.2, 0.68),
     carry_weights=(0.45, 0.3, 0.15, 0.1),
     body_cluster_weights=(0.3, 0.35, 0.2, 0.15),
     views=("front", "back"),
     ambient_temperature=(0.15, 0.3),
 )
 """RegDB-like: one visible/infrared camera pair, low resolution and blur, white-hot IR (15% heat, 85% reflectance:
-see `thermal_weight`), 2 views."""
+see `thermal_weight`), 2 views. The eight dyes are the same hues in every domain (black, white, red, blue, green,
+yellow, navy, grey); each domain gives them its own infrared greys (`palette_nir`)."""
 
 SYSU_DOMAIN = DomainSpec(
     name="sysu",
@@ -151,23 +161,22 @@ SYSU_DOMAIN = DomainSpec(
     resolution_factor=1.0,
     blur_sigma=(0.0, 0.8),
     visible_brightness=(0.6, 1.15),
-    colour_cast_strength=0.18,
+    colour_cast_strength=0.1,
     visible_noise=(0.01, 0.04),
     infrared_noise=(0.02, 0.05),
     thermal_weight=0.15,
-    nir_channel_weights=(0.7, 0.2, 0.1),
     infrared_texture=0.9,
     black_hot_fraction=0.0,
     background_families=("indoor", "corridor"),
     outdoor_background_families=("street",),
-    palette=_rgb("1b1b1b", "34495e", "95a5a6", "e8e8e8", "a93226", "1f618d"),
-    pattern_weights=(0.35, 0.3, 0.2, 0.15),
+    palette=_rgb("1b1b1b", "e8e8e8", "a93226", "1f618d", "229954", "d4ac0d", "34495e", "a6acaf"),
+    palette_nir=(0.1, 0.9, 0.8, 0.2, 0.56, 0.68, 0.32, 0.44),
     carry_weights=(0.35, 0.35, 0.2, 0.1),
     body_cluster_weights=(0.2, 0.4, 0.25, 0.15),
     ambient_temperature=(0.25, 0.4),
 )
-"""SYSU-MM01-like: indoor (1, 2) and outdoor (4, 5) visible cameras with strong colour casts, near-infrared 3 and 6
-whose reflectance follows the red channel."""
+"""SYSU-MM01-like: indoor (1, 2) and outdoor (4, 5) visible cameras with colour casts and a wide brightness range,
+near-infrared cameras 3 and 6 in which red dyes read bright and blue ones dark."""
 
 LLCM_DOMAIN = DomainSpec(
     name="llcm",
@@ -175,23 +184,22 @@ LLCM_DOMAIN = DomainSpec(
     infrared_cameras=(1, 2, 4, 5, 6, 7, 8, 9),
     resolution_factor=0.75,
     blur_sigma=(0.3, 1.0),
-    visible_brightness=(0.25, 0.5),
-    colour_cast_strength=0.3,
-    visible_noise=(0.03, 0.06),
-    infrared_noise=(0.04, 0.08),
-    thermal_weight=0.3,
-    nir_channel_weights=(0.1, 0.2, 0.7),
+    visible_brightness=(0.5, 0.8),
+    colour_cast_strength=0.1,
+    visible_noise=(0.02, 0.045),
+    infrared_noise=(0.03, 0.06),
+    thermal_weight=0.2,
     infrared_texture=0.8,
     black_hot_fraction=0.0,
     background_families=("night", "street"),
-    palette=_rgb("111111", "2e4053", "b03a2e", "d4ac0d", "f0f3f4", "1e8449"),
-    pattern_weights=(0.45, 0.25, 0.2, 0.1),
+    palette=_rgb("111111", "f0f3f4", "b03a2e", "2874a6", "1e8449", "f4d03f", "2e4053", "99a3a4"),
+    palette_nir=(0.1, 0.9, 0.2, 0.8, 0.32, 0.44, 0.68, 0.56),
     carry_weights=(0.4, 0.25, 0.2, 0.15),
     body_cluster_weights=(0.25, 0.3, 0.2, 0.25),
     ambient_temperature=(0.1, 0.25),
 )
-"""LLCM-like: nine cameras recording both modalities (no near-infrared on camera 3), low light, strong noise,
-reflectance following the blue channel."""
+"""LLCM-like: nine cameras recording both modalities (no near-infrared on camera 3), dim light and sensor noise,
+night scenes with street lamps; blue dyes read bright in infrared and red ones dark."""
 
 VCM_DOMAIN = DomainSpec(
     name="vcm",
@@ -200,24 +208,22 @@ VCM_DOMAIN = DomainSpec(
     outdoor_cameras=(1, 2, 3, 4, 5, 6),
     resolution_factor=0.75,
     blur_sigma=(0.2, 0.9),
-    visible_brightness=(0.7, 1.2),
-    colour_cast_strength=0.15,
+    visible_brightness=(0.8, 1.1),
+    colour_cast_strength=0.08,
     visible_noise=(0.01, 0.04),
     infrared_noise=(0.02, 0.05),
     thermal_weight=0.2,
-    nir_channel_weights=(0.1, 0.1, 0.8),
     infrared_texture=0.8,
-    black_hot_fraction=0.5,
+    black_hot_fraction=0.0,
     background_families=("street", "corridor"),
     outdoor_background_families=("street",),
-    palette=_rgb("17202a", "f4f6f6", "2471a3", "922b21", "196f3d", "b9770e"),
-    pattern_weights=(0.4, 0.25, 0.15, 0.2),
+    palette=_rgb("17202a", "f4f6f6", "922b21", "2471a3", "196f3d", "b9770e", "283747", "909497"),
+    palette_nir=(0.1, 0.9, 0.32, 0.68, 0.8, 0.2, 0.56, 0.44),
     carry_weights=(0.2, 0.55, 0.1, 0.15),
     body_cluster_weights=(0.25, 0.35, 0.25, 0.15),
     ambient_temperature=(0.2, 0.35),
 )
-"""HITSZ-VCM-like: six campus cameras in both modalities, video tracklets, half the infrared cameras black-hot,
-reflectance following the blue channel, like LLCM."""
+"""HITSZ-VCM-like: six campus cameras in both modalities, video tracklets; green dyes read brightest in infrared."""
 
 DOMAINS: dict[str, DomainSpec] = {d.name: d for d in (REGDB_DOMAIN, SYSU_DOMAIN, LLCM_DOMAIN, VCM_DOMAIN)}
 """The four named domains, by reader name."""

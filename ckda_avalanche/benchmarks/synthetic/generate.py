@@ -18,7 +18,7 @@ import numpy as np
 from .domains import LLCM_DOMAIN, REGDB_DOMAIN, SYSU_DOMAIN, VCM_DOMAIN
 from .writers import DatasetCounts, write_llcm, write_regdb, write_sysu, write_vcm
 
-SYNTHETIC_VERSION = 4
+SYNTHETIC_VERSION = 5
 """Bumped whenever the generator's output changes for a given seed; part of the stored parameters."""
 MARKER = "SYNTHETIC.json"
 """Name of the summary/completion file written under the root."""

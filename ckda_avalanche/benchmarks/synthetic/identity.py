@@ -1,8 +1,9 @@
 """Persistent latent attributes of a synthetic identity.
 
 An identity is what survives every camera and every image: body shape, garments, carried object and thermal
-signature. Visible images show colours and textures; infrared images show only shape, texture layout (weakly) and
-heat, so a cross-modality model must learn modality-invariant cues, as in real VI-ReID.
+signature. Visible images show colours and textures; infrared images show shape, texture layout, heat and each
+dye's near-infrared grey (a domain-specific link to its visible colour), so a cross-modality model must learn
+modality-invariant cues and each domain's dye-to-grey link, as in real VI-ReID.
 """
 from __future__ import annotations
 
@@ -109,7 +110,10 @@ def _luminance(rgb: np.ndarray) -> float:
     return float(rgb @ np.array([0.299, 0.587, 0.114]))
 
 
-def _nir_reflectance(rng: np.random.Generator, rgb: np.ndarray, spec: DomainSpec) -> float:
+def _nir_reflectance(rng: np.random.Generator, rgb: np.ndarray, spec: DomainSpec, dye: int) -> float:
+    if spec.palette_nir:
+        # The dye's own domain-specific reflectance (`DomainSpec.palette_nir`), with a small per-garment part.
+        return float(np.clip(spec.palette_nir[dye] + rng.normal(0.0, 0.02), 0.02, 0.98))
     # Dyes reflect near-infrared mostly by a domain-specific mix of their visible channels, with a small dye-specific
     # part: the fabric links the two modalities, as in real VI-ReID data (a learnable, not a trivial, cross-modal
     # cue), but the link differs between domains (`DomainSpec.nir_channel_weights`).
@@ -133,16 +137,23 @@ def sample_identity(spec: DomainSpec, rng: np.random.Generator) -> IdentityAttri
     centre = BODY_CLUSTERS[cluster]
     body = centre * (1.0 + rng.normal(0.0, spec.body_jitter, size=centre.shape))
 
-    def colour() -> np.ndarray:
-        # Palette colours with a small tint, so two identities of one palette entry are close but not equal.
-        c = palette[rng.integers(len(palette))]
-        return np.clip(c + rng.normal(0.0, 0.02, size=3), 0.0, 1.0)
+    def colour() -> tuple[np.ndarray, int]:
+        # Palette colours (dyes) with a small tint, so two identities of one dye are close but not equal.
+        dye = int(rng.integers(len(palette)))
+        return np.clip(palette[dye] + rng.normal(0.0, 0.02, size=3), 0.0, 1.0), dye
 
-    upper, secondary, lower, bag, logo = colour(), colour(), colour(), colour(), colour()
+    (upper, upper_dye), (secondary, secondary_dye), (lower, lower_dye), (bag, bag_dye), (logo, _) = (
+        colour(), colour(), colour(), colour(), colour())
     pattern = int(rng.choice(len(PATTERNS), p=np.asarray(spec.pattern_weights) / sum(spec.pattern_weights)))
     carried = int(rng.choice(len(CARRIED), p=np.asarray(spec.carry_weights) / sum(spec.carry_weights)))
     skirt = bool(rng.random() < spec.skirt_prob)
-    upper_nir = _nir_reflectance(rng, upper, spec)
+    upper_nir = _nir_reflectance(rng, upper, spec, upper_dye)
+
+    def secondary_nir() -> float:  # drawn in the constructor's argument order, like every other attribute
+        if spec.palette_nir:  # the pattern's second fabric is a dye of its own
+            return _nir_reflectance(rng, secondary, spec, secondary_dye)
+        return float(np.clip(upper_nir + rng.choice([-1, 1]) * rng.uniform(0.2, 0.45), 0.05, 0.95))
+
     return IdentityAttributes(
         body_cluster=cluster,
         height=float(np.clip(body[0], 0.7, 1.0)),
@@ -161,7 +172,7 @@ def sample_identity(spec: DomainSpec, rng: np.random.Generator) -> IdentityAttri
         logo=tuple(logo),
         has_logo=bool(rng.random() < 0.3),
         pattern=pattern,
-        pattern_frequency=float(rng.choice([6.0, 9.0, 13.0])),
+        pattern_frequency=float(rng.choice([3.0, 5.0, 8.0])),
         pattern_angle=float(rng.choice([0.0, np.pi / 2, np.pi / 4, -np.pi / 4])),
         sleeve=float(rng.choice([0.35, 1.0], p=[0.4, 0.6])),
         lower_length=1.0 if skirt else float(rng.choice([0.45, 1.0], p=[0.25, 0.75])),
@@ -173,9 +184,9 @@ def sample_identity(spec: DomainSpec, rng: np.random.Generator) -> IdentityAttri
         upper_emissivity=_emissivity(rng, upper),
         lower_emissivity=_emissivity(rng, lower),
         upper_nir=upper_nir,
-        upper_secondary_nir=float(np.clip(upper_nir + rng.choice([-1, 1]) * rng.uniform(0.2, 0.45), 0.05, 0.95)),
-        lower_nir=_nir_reflectance(rng, lower, spec),
-        bag_nir=_nir_reflectance(rng, bag, spec),
+        upper_secondary_nir=secondary_nir(),
+        lower_nir=_nir_reflectance(rng, lower, spec, lower_dye),
+        bag_nir=_nir_reflectance(rng, bag, spec, bag_dye),
     )
 
 

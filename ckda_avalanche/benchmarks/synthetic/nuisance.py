@@ -107,7 +107,7 @@ def sample_cameras(spec: DomainSpec, rng: np.random.Generator) -> dict[tuple[int
                 strength = spec.colour_cast_strength
                 cast = tuple(float(c) for c in 1.0 + rng.uniform(-strength, strength, 3))
             else:
-                brightness = float(rng.uniform(0.75, 1.05))
+                brightness = float(rng.uniform(0.85, 1.0))
                 cast = (1.0, 1.0, 1.0)
             cams[(modality, camid)] = CameraCondition(
                 camid=camid, infrared=modality == 1, background=family, scene_top=top, scene_bottom=bottom,

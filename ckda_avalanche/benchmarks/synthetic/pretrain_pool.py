@@ -7,8 +7,8 @@ benchmark domains (``domains.py``) in every generative knob a model could memori
 - its own random stream (:data:`POOL_SEED_SALT` is mixed into the seed, so no identity is ever redrawn);
 - its own garment palettes (no colour of any benchmark palette), background families (``park``, ``studio``; the
   benchmark uses ``indoor``, ``corridor``, ``street``, ``night``), illumination ranges (bright daylight, mild
-  casts) and near-infrared link (reflectance following the green channel; benchmark links follow luminance, red
-  or blue);
+  casts) and near-infrared link (reflectance following the green channel; the benchmark domains give each dye
+  its own domain-specific grey instead, `DomainSpec.palette_nir`);
 - visible images only by default, like ImageNet; ``modalities="both"`` adds near-infrared cameras for the
   comparison reported in ``docs/pretraining.md``.
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..transforms import resize_image
 from .domains import DOMAINS, DomainSpec, _rgb
 from .identity import sample_identity
 from .nuisance import sample_cameras, sample_nuisance
@@ -96,7 +96,7 @@ def check_disjoint_from_benchmark(domains: tuple[DomainSpec, ...] = POOL_DOMAINS
     """Raise ValueError if a pool domain shares a palette colour, background family or NIR link with a benchmark one."""
     bench_colours = {tuple(round(c, 4) for c in rgb) for d in DOMAINS.values() for rgb in d.palette}
     bench_families = {f for d in DOMAINS.values() for f in (*d.background_families, *d.outdoor_background_families)}
-    bench_links = {tuple(d.nir_channel_weights) for d in DOMAINS.values()}
+    bench_links = {tuple(d.nir_channel_weights) for d in DOMAINS.values() if not d.palette_nir}  # others: dye greys
     for d in domains:
         shared = {tuple(round(c, 4) for c in rgb) for rgb in d.palette} & bench_colours
         families = set(d.background_families) | set(d.outdoor_background_families)
@@ -123,11 +123,10 @@ class PretrainPool:
 
 
 def resize_uint8(images: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, h, w) uint8, bicubic with antialiasing (like the benchmark's PIL resize)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
-    return x.round_().clamp_(0, 255).to(torch.uint8)
+    """(N, H, W, 3) uint8 -> (N, 3, h, w) uint8 by the benchmark's own resize stage (`transforms.resize_image`:
+    bicubic, antialiased), so pool and benchmark images are resized identically."""
+    return torch.stack([resize_image(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1), size)
+                        for im in images])
 
 
 def render_pretrain_pool(*, num_ids: int, cameras_per_id: int = 3, images_per_camera: int = 3,

@@ -238,11 +238,13 @@ def render_images(who: IdentityAttributes, cam: CameraCondition, nz: Nuisance, s
         premult += value * m
         alpha *= 1.0 - m
         alpha += m
-    light = 1.0 + 0.25 * cam.light_direction * np.clip(u / 0.2, -1.0, 1.0)
-    person_shade = (shade * light)[..., None]
     if cam.infrared:
-        # Thermal shading is weaker than reflected-light shading.
-        person_shade = 1.0 + (person_shade - 1.0) * (1 - 0.7 * spec.thermal_weight)
+        # The near-infrared illuminator sits next to the lens: no directional light, and half the body shading;
+        # thermal shading is weaker still.
+        person_shade = (1.0 + (shade - 1.0) * 0.5 * (1 - 0.7 * spec.thermal_weight))[..., None]
+    else:
+        light = 1.0 + 0.25 * cam.light_direction * np.clip(u / 0.2, -1.0, 1.0)
+        person_shade = (shade * light)[..., None]
     scene = _background(cam, rng, n_bg, h, w)
     if cam.infrared:
         thermal_bg = cam.ambient + 0.08 * _smooth_noise(rng, n_bg, h, w, (4, 2), 1)
@@ -263,6 +265,8 @@ def render_images(who: IdentityAttributes, cam: CameraCondition, nz: Nuisance, s
     # Camera response.
     gain = nz.gain[:, None, None, None] * cam.brightness
     if cam.infrared:
+        # Active near-infrared illumination is steadier than daylight: a third of the visible per-image jitter.
+        gain = (1.0 + (nz.gain[:, None, None, None] - 1.0) / 3.0) * cam.brightness
         vignette = 1.0 - 0.3 * ((xs - 0.5) ** 2 * 4 + (ys - 0.5) ** 2 * 4) * (1 - spec.thermal_weight)
         img = img * vignette * gain
         if cam.black_hot:
