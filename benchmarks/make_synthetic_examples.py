@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 
 ROW_TITLES = {"regdb": "RegDB-like (low-res, thermal)", "sysu": "SYSU-MM01-like (indoor/outdoor, NIR)",
-              "llcm": "LLCM-like (low light, noisy)", "vcm": "HITSZ-VCM-like (video, mixed polarity)"}
+              "llcm": "LLCM-like (dim light, noisy, NIR)", "vcm": "HITSZ-VCM-like (video, campus, NIR)"}
 
 
 def _pairs_regdb(root: Path, n: int) -> list[tuple[int, Path, Path]]:
