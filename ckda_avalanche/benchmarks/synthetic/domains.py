@@ -45,7 +45,8 @@ class DomainSpec:
     nir_channel_weights: tuple[float, float, float] = (0.299, 0.587, 0.114)
     """How a dye's near-infrared reflectance follows its visible (r, g, b): the camera's illuminator wavelength and
     the local dyes differ between datasets, so one visible colour maps to different infrared greys in different
-    domains (default: luminance). Normalised to sum 1."""
+    domains (default: luminance). Normalised to sum 1. Used only when `palette_nir` is empty (the pretraining pool);
+    the benchmark domains give each dye its own grey instead."""
     infrared_texture: float = 0.5
     """How much garment texture survives in near-infrared reflectance (0 = none)."""
     black_hot_fraction: float = 0.0
