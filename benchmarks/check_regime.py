@@ -16,11 +16,12 @@ Example (the committed default and its random-backbone runs):
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+from ckda_avalanche.reporting.leaderboard import per_run_table
+from ckda_avalanche.reporting.tidy_data import load_tidy, run_scores
 
 JUST_LEARNED_MIN = 50.0
 JOINT_GAP_MIN = 8.0
@@ -29,33 +30,26 @@ SEED_STD_MAX = 1.5
 L2P_GAIN_MIN = 20.0
 
 
-def session_matrices(run_dir: Path, protocol: str = "paper") -> dict[tuple[str, int], pd.DataFrame]:
-    """(method, seed) -> mAP in points, rows = sessions trained (1-based), columns = datasets in session order."""
+def summarise_runs(run_dir: Path, protocol: str) -> dict[tuple[str, int], dict]:
+    """(method, seed) -> just-learned mAP per dataset, final seen-average mAP and average forgetting (points), from
+    the reporting package's own run matrices (finished runs only, datasets in stream order)."""
+    try:
+        frame = load_tidy(run_dir)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"{run_dir}: {err}; expected a run folder holding <method>/seed<k>/metrics.csv") from err
+    frame = frame[frame.protocol == protocol]
+    if frame.empty:
+        raise SystemExit(f"{run_dir}: no finished run with {protocol!r} rows")
+    table = per_run_table(frame).set_index(["method", "seed"])
     out = {}
-    for path in sorted(run_dir.glob("*/seed*/metrics.csv")):
-        d = pd.read_csv(path)
-        d = d[(d.metric == "mAP") & (d.trial == "mean") & (d.protocol == protocol)]
-        if d.empty:
-            continue
-        order = json.loads((path.parent / "config.json").read_text())["run_config"]["datasets"]  # session order
-        m = d.pivot_table(index="train_exp", columns="eval_dataset", values="value") * 100
-        if len(m) < len(order):
-            print(f"skipped {path.parent}: {len(m)} of {len(order)} sessions finished")
-            continue
-        out[(str(d.method.iloc[0]), int(d.seed.iloc[0]))] = m[[c for c in order if c in m.columns]]
-    if not out:
-        raise SystemExit(f"{run_dir}: no */seed*/metrics.csv with {protocol!r} mAP rows")
+    for run in run_scores(frame):
+        matrix = run.matrices["mAP"]
+        row = table.loc[(run.method, run.seed)]
+        out[(run.method, run.seed)] = {
+            "datasets": list(run.datasets),
+            "just": [100 * float(matrix[d + 1, d]) for d in range(len(run.datasets))],  # row d + 1: after session d + 1
+            "seen": 100 * float(row["seen_mAP"]), "forgetting": 100 * float(row["forgetting_mAP"])}
     return out
-
-
-def summarise(m: pd.DataFrame) -> dict:
-    """Just-learned, final seen-average and average forgetting of one run's matrix."""
-    n = min(len(m), m.shape[1])
-    just = [float(m.iloc[i, i]) for i in range(n)]
-    final = m.iloc[n - 1, :n]
-    forgetting = [float(m.iloc[: n - 1, j].max() - m.iloc[n - 1, j]) for j in range(n - 1)]
-    return {"just": just, "seen": float(final.mean()), "forgetting": float(np.mean(forgetting)) if forgetting else 0.0,
-            "datasets": list(m.columns[:n])}
 
 
 def main() -> None:
@@ -64,7 +58,7 @@ def main() -> None:
     parser.add_argument("--random-backbone", type=Path, help="run folder with l2p trained from --pretrained none")
     parser.add_argument("--protocol", default="paper")
     args = parser.parse_args()
-    runs = {k: summarise(m) for k, m in session_matrices(args.run_dir, args.protocol).items()}
+    runs = summarise_runs(args.run_dir, args.protocol)
     methods = sorted({m for m, _ in runs})
     seeds = sorted({s for _, s in runs})
     seen = {m: {s: runs[(m, s)]["seen"] for s in seeds if (m, s) in runs} for m in methods}
@@ -97,7 +91,7 @@ def main() -> None:
                 ", ".join(f"{m} {v:.2f}" for m, v in sorted(stds.items(), key=lambda kv: -kv[1]))
                 + f" (largest: {worst})")
     if args.random_backbone and "l2p" in seen:
-        rand = {k: summarise(m) for k, m in session_matrices(args.random_backbone, args.protocol).items()}
+        rand = summarise_runs(args.random_backbone, args.protocol)
         base = {s: r["seen"] for (m, s), r in rand.items() if m == "l2p"}
         common = [s for s in seeds if s in base and s in seen["l2p"]]
         if common:
@@ -105,8 +99,9 @@ def main() -> None:
             verdict(f"L2P >= {L2P_GAIN_MIN:g} above its random-backbone score", np.mean(gains) >= L2P_GAIN_MIN,
                     f"{np.mean([seen['l2p'][s] for s in common]):.1f} vs {np.mean([base[s] for s in common]):.1f}: "
                     f"{np.mean(gains):+.1f} (per seed {', '.join(f'{g:+.1f}' for g in gains)})")
-    print("\nfinal seen-average mAP: " + ", ".join(
-        f"{m} {np.mean(list(v.values())):.1f}" for m, v in sorted(seen.items(), key=lambda kv: -np.mean(list(kv[1].values())))))
+    means = {m: float(np.mean(list(v.values()))) for m, v in seen.items()}
+    ranked = sorted(means.items(), key=lambda kv: -kv[1])
+    print("\nfinal seen-average mAP: " + ", ".join(f"{m} {v:.1f}" for m, v in ranked))
     print(f"{sum(verdicts)} of {len(verdicts)} criteria met")
 
 

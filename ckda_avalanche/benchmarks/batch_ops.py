@@ -14,7 +14,9 @@ so with the same parameters the result is the same image:
   reflection padding, rounding back to uint8), applied as two separable 1-D convolutions with one kernel per sample
   (grouped convolution) instead of one k x k convolution: about k/2 times fewer operations, equal up to float
   rounding (at most one grey level apart);
-- `erase`: ``F.erase`` with value 0 on per-sample rectangles.
+- `erase`: ``F.erase`` with value 0 on per-sample rectangles;
+- `grayscale`: ``F.rgb_to_grayscale`` (ITU-R 601 luminance, truncated to uint8) in all three channels, on the
+  masked samples.
 
 All functions accept tensors on any device; parameters may live on the CPU and are moved.
 """
@@ -60,6 +62,22 @@ def flip(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     out = images.clone()
     if rows.numel():
         out[rows] = images[rows].flip(-1)
+    return out
+
+
+def grayscale(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RGB uint8 images with ``mask[b]`` true replaced by their luminance in all three channels (a new tensor when
+    any is; ``images`` itself otherwise)."""
+    _check_uint8(images, "grayscale")
+    if mask.shape != (images.shape[0],):
+        raise ValueError(f"expected one value per image ({images.shape[0]},), got shape {tuple(mask.shape)}")
+    mask = mask.to(device=images.device, dtype=torch.bool)
+    if not mask.any():
+        return images
+    weights = torch.tensor([0.2989, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
+    luma = (images[mask].float() * weights).sum(1, keepdim=True).floor_().clamp_(0, 255).to(torch.uint8)
+    out = images.clone()
+    out[mask] = luma.expand(-1, 3, -1, -1)
     return out
 
 

@@ -113,11 +113,7 @@ def augment(images: torch.Tensor, *, generator: torch.Generator, grayscale_p: fl
     in all three channels, like torchvision's ``RandomGrayscale``), a horizontal flip (p 0.5), then random erasing
     (p ``erase_p``, area 2-33%, aspect 0.3-3.3, erased to 0 after normalisation, like torchvision's default)."""
     b, _, h, w = images.shape
-    grey = torch.rand(b, generator=generator) < grayscale_p
-    if grey.any():
-        luma = (images[grey].float() * torch.tensor([0.2989, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        images = images.clone()
-        images[grey] = luma.floor_().clamp_(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
+    images = batch_ops.grayscale(images, torch.rand(b, generator=generator) < grayscale_p)
     x = batch_ops.flip(images, torch.rand(b, generator=generator) < 0.5)
     x = batch_ops.normalize(x, torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD))
     area = torch.empty(b).uniform_(0.02, 0.33, generator=generator) * h * w

@@ -94,3 +94,15 @@ def test_kernels_reject_wrong_inputs():
         batch_ops.gaussian_blur(x, 4, torch.ones(len(x)))
     with pytest.raises(ValueError, match="boxes"):
         batch_ops.erase(x.float(), torch.zeros(len(x), 3), torch.ones(len(x), dtype=torch.bool))
+
+
+def test_grayscale_equals_torchvision_on_exactly_the_masked_images():
+    images = torch.randint(0, 256, (12, 3, 9, 5), dtype=torch.uint8)
+    mask = torch.tensor([i % 3 == 0 for i in range(12)])
+    out = batch_ops.grayscale(images, mask)
+    for i in range(12):
+        expected = TF.rgb_to_grayscale(images[i], num_output_channels=3) if mask[i] else images[i]
+        assert torch.equal(out[i], expected), i
+    assert batch_ops.grayscale(images, torch.zeros(12, dtype=torch.bool)) is images
+    with pytest.raises(ValueError, match="one value per image"):
+        batch_ops.grayscale(images, mask[:5])
