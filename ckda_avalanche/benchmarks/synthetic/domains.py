@@ -61,8 +61,10 @@ class DomainSpec:
     palette_nir: tuple[float, ...] = ()
     """Near-infrared reflectance of each palette dye, in palette order. Real dyes reflect near-infrared largely
     independently of their visible colour, and the dyes and illuminators differ between datasets, so each domain
-    gives the same hues its own infrared greys: a learnable, domain-specific visible-to-infrared link. Empty: the
-    reflectance follows `nir_channel_weights` instead."""
+    gives the same hues its own infrared greys: a learnable, domain-specific visible-to-infrared link. The benchmark
+    domains keep the greys in the order of the dyes' own visible luminance except for one dye moved two ranks up
+    (red in RegDB and SYSU-MM01, blue in LLCM, green in HITSZ-VCM); fully shuffled greys could not be learned within
+    a session (docs/calibration.md, generator v6). Empty: the reflectance follows `nir_channel_weights` instead."""
     pattern_weights: tuple[float, float, float, float] = (0.15, 0.35, 0.25, 0.25)
     """Probabilities of upper-garment patterns: plain, stripes, checks, two-tone blocks (most garments carry a
     pattern: a cue that survives in infrared)."""
@@ -77,7 +79,8 @@ class DomainSpec:
     skirt_prob: float = 0.1
     """Probability of a skirt instead of trousers."""
     views: tuple[str, ...] = ("front", "back", "side")
-    """Viewpoints an image may show."""
+    """Viewpoints an image may show. The four benchmark domains use front and back only: at 32x16 a side view leaves
+    a figure about three pixels wide (docs/calibration.md, generator v6)."""
     shift_std: float = 0.02
     """Standard deviation of the person's horizontal/vertical offset, in image heights."""
     scale_range: tuple[float, float] = (0.85, 1.0)
@@ -152,7 +155,8 @@ REGDB_DOMAIN = DomainSpec(
 )
 """RegDB-like: one visible/infrared camera pair, low resolution and blur, white-hot IR (15% heat, 85% reflectance:
 see `thermal_weight`), 2 views. The eight dyes are the same hues in every domain (black, white, red, blue, green,
-yellow, navy, grey); each domain gives them its own infrared greys (`palette_nir`)."""
+yellow, navy, grey); each domain gives them its own infrared greys (`palette_nir`): the greys follow the dyes' visible
+luminance except for one dye that the domain's illuminator lifts two ranks (here red)."""
 
 SYSU_DOMAIN = DomainSpec(
     name="sysu",
@@ -171,13 +175,15 @@ SYSU_DOMAIN = DomainSpec(
     background_families=("indoor", "corridor"),
     outdoor_background_families=("street",),
     palette=_rgb("1b1b1b", "e8e8e8", "a93226", "1f618d", "229954", "d4ac0d", "34495e", "a6acaf"),
-    palette_nir=(0.1, 0.9, 0.8, 0.2, 0.56, 0.68, 0.32, 0.44),
+    palette_nir=(0.1, 0.9, 0.68, 0.32, 0.44, 0.56, 0.2, 0.8),
+    views=("front", "back"),
     carry_weights=(0.35, 0.35, 0.2, 0.1),
     body_cluster_weights=(0.2, 0.4, 0.25, 0.15),
     ambient_temperature=(0.25, 0.4),
 )
 """SYSU-MM01-like: indoor (1, 2) and outdoor (4, 5) visible cameras with colour casts and a wide brightness range,
-near-infrared cameras 3 and 6 in which red dyes read bright and blue ones dark."""
+near-infrared cameras 3 and 6 in which red dyes read two ranks brighter than their luminance. Front and back
+views, like RegDB (see `DomainSpec.views`)."""
 
 LLCM_DOMAIN = DomainSpec(
     name="llcm",
@@ -185,7 +191,7 @@ LLCM_DOMAIN = DomainSpec(
     infrared_cameras=(1, 2, 4, 5, 6, 7, 8, 9),
     resolution_factor=0.75,
     blur_sigma=(0.3, 1.0),
-    visible_brightness=(0.5, 0.8),
+    visible_brightness=(0.6, 0.9),
     colour_cast_strength=0.1,
     visible_noise=(0.02, 0.045),
     infrared_noise=(0.03, 0.06),
@@ -194,13 +200,15 @@ LLCM_DOMAIN = DomainSpec(
     black_hot_fraction=0.0,
     background_families=("night", "street"),
     palette=_rgb("111111", "f0f3f4", "b03a2e", "2874a6", "1e8449", "f4d03f", "2e4053", "99a3a4"),
-    palette_nir=(0.1, 0.9, 0.2, 0.8, 0.32, 0.44, 0.68, 0.56),
+    palette_nir=(0.1, 0.9, 0.32, 0.8, 0.44, 0.68, 0.2, 0.56),
+    views=("front", "back"),
     carry_weights=(0.4, 0.25, 0.2, 0.15),
     body_cluster_weights=(0.25, 0.3, 0.2, 0.25),
     ambient_temperature=(0.1, 0.25),
 )
 """LLCM-like: nine cameras recording both modalities (no near-infrared on camera 3), dim light and sensor noise,
-night scenes with street lamps; blue dyes read bright in infrared and red ones dark."""
+night scenes with street lamps; blue dyes read two ranks brighter in infrared than their luminance. Front and back
+views."""
 
 VCM_DOMAIN = DomainSpec(
     name="vcm",
@@ -219,12 +227,14 @@ VCM_DOMAIN = DomainSpec(
     background_families=("street", "corridor"),
     outdoor_background_families=("street",),
     palette=_rgb("17202a", "f4f6f6", "922b21", "2471a3", "196f3d", "b9770e", "283747", "909497"),
-    palette_nir=(0.1, 0.9, 0.32, 0.68, 0.8, 0.2, 0.56, 0.44),
+    palette_nir=(0.1, 0.9, 0.32, 0.44, 0.68, 0.56, 0.2, 0.8),
+    views=("front", "back"),
     carry_weights=(0.2, 0.55, 0.1, 0.15),
     body_cluster_weights=(0.25, 0.35, 0.25, 0.15),
     ambient_temperature=(0.2, 0.35),
 )
-"""HITSZ-VCM-like: six campus cameras in both modalities, video tracklets; green dyes read brightest in infrared."""
+"""HITSZ-VCM-like: six campus cameras in both modalities, video tracklets; green dyes read two ranks brighter in
+infrared than their luminance. Front and back views."""
 
 DOMAINS: dict[str, DomainSpec] = {d.name: d for d in (REGDB_DOMAIN, SYSU_DOMAIN, LLCM_DOMAIN, VCM_DOMAIN)}
 """The four named domains, by reader name."""
