@@ -19,9 +19,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-import numpy as np
-
-from ckda_avalanche.benchmarks.synthetic import generate
+from ckda_avalanche.benchmarks.synthetic import DOMAINS, generate
 
 
 def main() -> None:
@@ -31,12 +29,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", metavar="FIELD=VALUE", help="DomainSpec fields, or test_ids=N")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0, the default benchmark)")
     args = parser.parse_args()
-    names = [name for name, _, _ in generate._WRITERS]
-    index = names.index(args.dataset)
-    _, writer, spec = generate._WRITERS[index]
-    n_train, n_test = generate.identity_counts(1.0, args.dataset)
+    spec = DOMAINS[args.dataset]
     fields = {f.name for f in dataclasses.fields(spec)}
-    changes = {}
+    changes, n_test = {}, None
     for item in args.overrides:
         key, sep, text = item.partition("=")
         if not sep:
@@ -51,12 +46,10 @@ def main() -> None:
             changes[key] = value
         else:
             parser.error(f"override {key!r}: not a DomainSpec field (expected one of {sorted(fields)} or test_ids)")
-    spec = dataclasses.replace(spec, **changes)
-    # The same child stream as generate_synthetic gives this dataset.
-    child = np.random.SeedSequence([args.seed, generate.SYNTHETIC_VERSION]).spawn(len(names))[index]
     out = args.root / generate.DATASET_DIRS[args.dataset]
     shutil.rmtree(out, ignore_errors=True)
-    counts = writer(out, spec=spec, n_train=n_train, n_test=n_test, img_size=(128, 64), seed=child)
+    counts = generate.write_dataset(out, args.dataset, seed=args.seed, spec=dataclasses.replace(spec, **changes),
+                                    n_test=n_test)
     print(f"{out}: {counts}")
 
 

@@ -264,6 +264,16 @@ def test_overwrite_in_the_same_process_regenerates_identically(tiny_pair):
     assert again.datasets == a.datasets and _tree_bytes(b.root) == _tree_bytes(a.root)
 
 
+def test_one_dataset_alone_equals_its_part_of_a_full_generation(synth, tmp_path):
+    from ckda_avalanche.benchmarks.synthetic import write_dataset
+
+    counts = write_dataset(tmp_path / "LLCM", "llcm", seed=0, scale=SCALE)
+    assert counts == synth.datasets["llcm"]
+    assert _tree_bytes(tmp_path / "LLCM") == _tree_bytes(synth.dataset_root("llcm"))
+    with pytest.raises(KeyError, match="unknown synthetic dataset 'market'"):
+        write_dataset(tmp_path / "x", "market")
+
+
 def test_scale_changes_identity_counts(synth, tiny_pair):
     assert identity_counts(1.0) == (64, 32) == identity_counts(1.0, "sysu")
     assert identity_counts(1.0, "regdb") == (64, 64)  # split in half, like the real RegDB
@@ -317,11 +327,14 @@ def test_each_dye_has_its_domains_own_near_infrared_grey():
     for i, a in enumerate(specs):
         for b in specs[i + 1:]:
             assert sum(x != y for x, y in zip(a.palette_nir, b.palette_nir)) >= 3, (a.name, b.name)
+    with pytest.raises(ValueError, match="palette_nir"):
+        DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), palette=((0, 0, 0), (1, 1, 1)),
+                   palette_nir=(0.5,))
 
 
 def test_near_infrared_greys_follow_luminance_but_one_dye():
     """Generator v6: each domain's greys rank its dyes by their visible luminance (ITU-R BT.601 weights, computed
-    here), except for one dye placed exactly two ranks higher; a different dye or amount per domain."""
+    here), except for one dye placed exactly two ranks higher."""
     moved = {}
     for name, spec in DOMAINS.items():
         lum = [0.299 * r + 0.587 * g + 0.114 * b for r, g, b in spec.palette]
@@ -336,9 +349,6 @@ def test_near_infrared_greys_follow_luminance_but_one_dye():
         assert len(candidates) == 1, (name, by_luminance, by_grey)
         moved[name] = candidates[0]
     assert moved == {"regdb": 2, "sysu": 2, "llcm": 3, "vcm": 4}  # red, red, blue, green (palette order)
-    with pytest.raises(ValueError, match="palette_nir"):
-        DomainSpec(name="bad", visible_cameras=(1,), infrared_cameras=(2,), palette=((0, 0, 0), (1, 1, 1)),
-                   palette_nir=(0.5,))
 
 
 def test_without_dye_greys_reflectance_follows_the_channel_mix():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .domains import LLCM_DOMAIN, REGDB_DOMAIN, SYSU_DOMAIN, VCM_DOMAIN
+from .domains import LLCM_DOMAIN, REGDB_DOMAIN, SYSU_DOMAIN, VCM_DOMAIN, DomainSpec
 from .writers import DatasetCounts, write_llcm, write_regdb, write_sysu, write_vcm
 
 SYNTHETIC_VERSION = 6
@@ -30,6 +30,8 @@ HALF_SPLIT_DATASETS = ("regdb",)
 """Datasets whose identities are split in half, as the real RegDB is (206 / 206): as many test identities as training
 ones. Each synthetic RegDB identity is seen in one view by one camera pair, so its test set needs more identities
 than the others' for a stable score (docs/calibration.md, generator v6)."""
+STORED_SIZE = (128, 64)
+"""Default (height, width) the synthetic images are stored at."""
 DATASET_DIRS: dict[str, str] = {"regdb": "RegDB", "sysu": "SYSU-MM01", "llcm": "LLCM", "vcm": "HITSZ-VCM"}
 """Directory of each dataset under the synthetic root, by reader name."""
 
@@ -96,7 +98,7 @@ def identity_counts(scale: float, dataset: str | None = None) -> tuple[int, int]
     return n_train, n_train if dataset in HALF_SPLIT_DATASETS else max(2, int(round(BASE_TEST_IDS * scale)))
 
 
-def generate_synthetic(out: str | Path, *, seed: int = 0, scale: float = 1.0, img_size: tuple[int, int] = (128, 64),
+def generate_synthetic(out: str | Path, *, seed: int = 0, scale: float = 1.0, img_size: tuple[int, int] = STORED_SIZE,
                        overwrite: bool = False) -> SyntheticSummary:
     """Write the four synthetic datasets under ``out`` in their official layouts and return their summary.
 
@@ -140,14 +142,28 @@ def generate_synthetic(out: str | Path, *, seed: int = 0, scale: float = 1.0, im
     root.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    children = np.random.SeedSequence([int(seed), SYNTHETIC_VERSION]).spawn(len(_WRITERS))
-    datasets: dict[str, DatasetCounts] = {}
-    for (name, writer, spec), child in zip(_WRITERS, children):
-        n_train, n_test = identity_counts(scale, name)
-        datasets[name] = writer(root / DATASET_DIRS[name], spec=spec, n_train=n_train, n_test=n_test,
-                                img_size=img_size, seed=child)
+    datasets = {name: write_dataset(root / DATASET_DIRS[name], name, seed=int(seed), scale=scale, img_size=img_size)
+                for name, _, _ in _WRITERS}
     summary = SyntheticSummary(root=root, seed=wanted.seed, scale=wanted.scale, img_size=img_size,
                                version=SYNTHETIC_VERSION, datasets=datasets, seconds=time.perf_counter() - start)
     # The marker holds the wall time, which differs between runs; the datasets themselves are byte-identical.
     marker.write_text(json.dumps(summary.to_json(), indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def write_dataset(out: str | Path, dataset: str, *, seed: int = 0, scale: float = 1.0,
+                  img_size: tuple[int, int] = STORED_SIZE, spec: DomainSpec | None = None,
+                  n_test: int | None = None) -> DatasetCounts:
+    """Write one dataset (a reader name) into ``out`` from the random stream :func:`generate_synthetic` gives it, so
+    with the defaults the files equal that dataset's in a full generation. ``spec`` replaces the dataset's domain
+    and ``n_test`` its test identity count: the calibration variants of ``benchmarks/synthetic_variant.py``. No
+    marker is written; ``out`` must not hold an earlier dataset."""
+    names = [name for name, _, _ in _WRITERS]
+    if dataset not in names:
+        raise KeyError(f"unknown synthetic dataset {dataset!r}; expected one of {names}")
+    index = names.index(dataset)
+    _, writer, default_spec = _WRITERS[index]
+    n_train, default_test = identity_counts(scale, dataset)
+    child = np.random.SeedSequence([int(seed), SYNTHETIC_VERSION]).spawn(len(_WRITERS))[index]
+    return writer(Path(out), spec=default_spec if spec is None else spec, n_train=n_train,
+                  n_test=default_test if n_test is None else n_test, img_size=img_size, seed=child)

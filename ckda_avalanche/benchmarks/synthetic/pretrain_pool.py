@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..transforms import resize_image
+from . import generate
 from .domains import DOMAINS, DomainSpec, _rgb
 from .identity import sample_identity
 from .nuisance import sample_cameras, sample_nuisance
@@ -30,7 +31,7 @@ from .render import render_images
 
 POOL_SEED_SALT = 7_919_003
 """Mixed into the pool's seed so that its random stream never coincides with a benchmark generation's."""
-STORED_SIZE = (128, 64)
+STORED_SIZE = generate.STORED_SIZE
 """Size the pool is rendered at (the benchmark generator's default stored size) before resizing."""
 MODALITY_CHOICES = ("visible", "both")
 """Accepted values of `render_pretrain_pool`'s ``modalities``."""
