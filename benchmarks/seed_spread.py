@@ -39,19 +39,20 @@ Trials = list[tuple[np.ndarray, np.ndarray]]
 
 
 @contextlib.contextmanager
-def recording(into: list[tuple[str, np.ndarray, np.ndarray]]) -> Iterator[None]:
-    """Append (dataset, query identities, APs) for every trial the package scores (wraps its two scoring
-    functions for the duration)."""
+def recording(into: list[tuple[int, str, np.ndarray, np.ndarray]]) -> Iterator[None]:
+    """Append (protocol call index, dataset, query identities, APs) for every trial the package scores (wraps its
+    two scoring functions for the duration)."""
     rank, protocol = feature_pool.evaluate_rank, feature_pool.evaluate_protocol
-    current: dict[str, str] = {}
+    current = {"call": -1, "dataset": ""}
 
     def evaluate_protocol(features, samples, proto, *, dataset, **kwargs):
+        current["call"] += 1
         current["dataset"] = dataset
         return protocol(features, samples, proto, dataset=dataset, **kwargs)
 
     def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, **kwargs):
         result = rank(distmat, q_pids, g_pids, q_camids, g_camids, **kwargs)
-        into.append((current["dataset"], np.asarray(q_pids)[result.valid], np.asarray(result.ap)))
+        into.append((current["call"], current["dataset"], np.asarray(q_pids)[result.valid], np.asarray(result.ap)))
         return result
 
     feature_pool.evaluate_rank, feature_pool.evaluate_protocol = evaluate_rank, evaluate_protocol
@@ -68,16 +69,13 @@ def per_query_ap(run_dir: Path, data: Path) -> tuple[list[str], dict[tuple[int, 
     datasets = list(config.datasets)
     benchmark = vi_lreid_benchmark(data, datasets=datasets, protocol=config.protocol,
                                    img_size=tuple(get_model_config(config.model).img_size))
-    record: list[tuple[str, np.ndarray, np.ndarray]] = []
+    record: list[tuple[int, str, np.ndarray, np.ndarray]] = []
     with recording(record):
-        rescore_run(saved, benchmark, protocol=config.protocol, tested=datasets, device="cpu")
-    # rescore_run scores sessions 1..S in order and, in each, every dataset in stream order (all its trials in a
-    # row), so the k-th change of dataset marks the session.
+        rescore_run(saved, benchmark, protocol=config.protocol, tested=datasets)
+    # rescore_run scores sessions 1..S in order, each on every tested dataset once (one protocol call per dataset).
     out: dict[tuple[int, str], Trials] = defaultdict(list)
-    changes = 0
-    for i, (dataset, pids, aps) in enumerate(record):
-        changes += i == 0 or record[i - 1][0] != dataset
-        out[((changes - 1) // len(datasets) + 1, dataset)].append((pids, aps))
+    for call, dataset, pids, aps in record:
+        out[(call // len(datasets) + 1, dataset)].append((pids, aps))
     return datasets, dict(out)
 
 
