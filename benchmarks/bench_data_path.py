@@ -46,7 +46,7 @@ from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.benchmarks.transforms import ModalityAwareTransform, build_eval_transform, build_train_transform
 from ckda_avalanche.models import create_model
 from ckda_avalanche.runner.config import get_preset
-from ckda_avalanche.strategies import FineTune, TrainConfig
+from ckda_avalanche.strategies import FineTune, FineTuneConfig, TrainConfig
 from ckda_avalanche.strategies.base import resolve_device
 
 
@@ -128,7 +128,9 @@ def bench_preset(name: str, args: argparse.Namespace, tmp: Path, device: torch.d
         torch.manual_seed(0)
         model = create_model(run.model, num_classes=num_classes, config_overrides=overrides)
         config = TrainConfig(num_identities=p, num_instances=k, amp=args.amp, epochs=1000, warmup_epochs=0)
-        s = FineTune(model=model, config=config, device=device)
+        # the preset's whole model (CKDA's, prompters included unless the overrides remove them)
+        s = FineTune(model=model, method=FineTuneConfig(pixel_prompts=model.config.use_msp), config=config,
+                     device=device)
         s.model.train()
         s.is_training = True
         s.label_offset = 0

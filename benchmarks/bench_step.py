@@ -28,7 +28,7 @@ import torch
 from ckda_avalanche.losses import ReIDCriterion
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import DualPrototypes
-from ckda_avalanche.strategies import CKDA, FineTune, TrainConfig
+from ckda_avalanche.strategies import CKDA, FineTune, FineTuneConfig, TrainConfig
 from ckda_avalanche.strategies.optim import build_optimizer, make_scheduler
 from ckda_avalanche.strategies.precision import autocast_context, resolve_amp_dtype
 
@@ -100,7 +100,8 @@ def main() -> None:
     config = TrainConfig(num_identities=args.identities, num_instances=args.instances, amp=args.amp, epochs=1000)
 
     plain = PlainLoop(copy.deepcopy(base), config, args.steps)
-    finetune = prepare_strategy(FineTune(model=copy.deepcopy(base), config=config, device="cpu"), batch, args.steps)
+    finetune = prepare_strategy(FineTune(model=copy.deepcopy(base), method=FineTuneConfig(pixel_prompts=True),
+                                         config=config, device="cpu"), batch, args.steps)  # CKDA's model
     ckda_s1 = prepare_strategy(CKDA(model=copy.deepcopy(base), config=config, device="cpu"), batch, args.steps)
     ckda_s2 = prepare_strategy(CKDA(model=copy.deepcopy(base), config=config, device="cpu"), batch, args.steps)
     g = torch.Generator().manual_seed(1)

@@ -17,7 +17,7 @@ import torch
 from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.evaluation.ranking import evaluate_rank
 from ckda_avalanche.models import create_model
-from ckda_avalanche.strategies import FineTune, TrainConfig
+from ckda_avalanche.strategies import FineTune, FineTuneConfig, TrainConfig
 
 
 def main() -> None:
@@ -49,7 +49,8 @@ def main() -> None:
     bm = vi_lreid_benchmark(args.root, datasets=(args.dataset,), img_size=tuple(model.config.img_size))
     config = TrainConfig(epochs=args.epochs, warmup_epochs=args.warmup, amp="off", lr=args.lr, seed=args.seed,
                          num_identities=args.identities, num_instances=args.instances)
-    strategy = FineTune(model=model, config=config, device="cpu")
+    strategy = FineTune(model=model, method=FineTuneConfig(pixel_prompts=model.config.use_msp), config=config,
+                        device="cpu")  # the model as built (--overrides decide the prompters)
     start = time.perf_counter()
     strategy.train(bm.train_stream[0])
     seconds = time.perf_counter() - start

@@ -24,6 +24,7 @@ from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.dkp import (DistributionPrototypes, identity_distributions,
                                        prototype_affinity_distillation_loss, sample_prototype_features)
+from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.plugins.old_model import extract_features, loader_workers
 from ckda_avalanche.plugins.teacher import check_merged_before
 
@@ -31,7 +32,7 @@ __all__ = ["DKPConfig", "DKPPlugin"]
 
 
 @dataclass(frozen=True)
-class DKPConfig:
+class DKPConfig(BackboneChoice):
     """Hyperparameters of DKP (defaults: the authors' published setting)."""
 
     af_weight: float = 0.1

@@ -30,12 +30,13 @@ from avalanche.core import SupervisedPlugin
 from torch import nn
 
 from ckda_avalanche.losses.ewc import FisherAccumulator, ewc_penalty
+from ckda_avalanche.models.backbone_choice import BackboneChoice
 
 __all__ = ["EWCConfig", "ReIDEWCPlugin"]
 
 
 @dataclass(frozen=True)
-class EWCConfig:
+class EWCConfig(BackboneChoice):
     """Hyperparameters of EWC for ReID."""
 
     ewc_lambda: float = 1000.0

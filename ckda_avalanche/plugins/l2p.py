@@ -14,14 +14,18 @@ from typing import Any, Literal
 
 from avalanche.core import SupervisedPlugin
 
+from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.models.prompt_pool import PromptPoolConfig, PromptPoolReIDModel
 
 __all__ = ["L2PConfig", "L2PPlugin", "apply_trainable"]
 
 
 @dataclass(frozen=True)
-class L2PConfig:
-    """Hyperparameters of L2P (defaults: the paper's setting, M = 10, L_p = 5, N = 5, lambda = 0.1)."""
+class L2PConfig(BackboneChoice):
+    """Hyperparameters of L2P (defaults: the paper's setting, M = 10, L_p = 5, N = 5, lambda = 0.1).
+
+    ``pixel_prompts`` (from `BackboneChoice`) keeps CKDA's pixel prompters, frozen with the backbone unless
+    ``trainable='all'``; off by default, since L2P's only prompts are the pool's."""
 
     pool_size: int = 10
     """M, prompts in the pool."""
@@ -35,9 +39,6 @@ class L2PConfig:
     """lambda, weight of the key-pull surrogate loss."""
     trainable: Literal["head", "last_block", "all"] = "head"
     """What of the ViT ReID model learns besides the pool: head only (L2P), + last block, or everything."""
-    pixel_prompts: bool = False
-    """Keep CKDA's MSP/MCP pixel prompts in the model (frozen with the backbone unless trainable='all'); off by
-    default, since L2P's only prompts are the pool's and frozen random pixel prompts would just add noise."""
 
     def __post_init__(self) -> None:
         if self.trainable not in ("head", "last_block", "all"):
@@ -45,10 +46,6 @@ class L2PConfig:
         if self.pull_weight < 0:
             raise ValueError(f"L2PConfig.pull_weight: expected >= 0, got {self.pull_weight}")
         self.pool_config()  # validates the pool fields
-
-    def model_overrides(self) -> dict[str, bool]:
-        """`ModelConfig` fields the model must be created with (`create_model(..., config_overrides=...)`)."""
-        return {"use_msp": self.pixel_prompts, "use_mcp": self.pixel_prompts}
 
     def pool_config(self) -> PromptPoolConfig:
         """The `PromptPoolConfig` part."""

@@ -21,6 +21,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.lstkc import affinity_discrepancy_fusion_weight, rectified_affinity_distillation_loss
+from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.plugins.old_model import OldModelKeeper, extract_features, loader_workers
 from ckda_avalanche.plugins.weight_merge import merge_state_into
 
@@ -28,7 +29,7 @@ __all__ = ["LSTKCConfig", "LSTKCPlugin"]
 
 
 @dataclass(frozen=True)
-class LSTKCConfig:
+class LSTKCConfig(BackboneChoice):
     """Hyperparameters of LSTKC (defaults: the authors' published setting)."""
 
     af_weight: float = 1.0

@@ -26,13 +26,14 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.lwf import affinity_distillation_loss, logit_distillation_loss
+from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.plugins.old_model import OldModelKeeper
 
 __all__ = ["LwFConfig", "ReIDLwFPlugin"]
 
 
 @dataclass(frozen=True)
-class LwFConfig:
+class LwFConfig(BackboneChoice):
     """Hyperparameters of LwF for ReID."""
 
     alpha: float = 1.0

@@ -26,11 +26,13 @@ import numpy as np
 from avalanche.benchmarks.utils import concat_datasets
 from avalanche.core import SupervisedPlugin
 
+from ckda_avalanche.models.backbone_choice import BackboneChoice
+
 __all__ = ["ReplayConfig", "ReIDReplayPlugin", "select_exemplars", "slot_shares"]
 
 
 @dataclass(frozen=True)
-class ReplayConfig:
+class ReplayConfig(BackboneChoice):
     """Hyperparameters of exemplar replay."""
 
     memory_size: int = 2000

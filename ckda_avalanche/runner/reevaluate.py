@@ -84,6 +84,19 @@ def find_run_dirs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
+def with_legacy_pixel_prompts(config_cls: type, saved: dict[str, Any]) -> dict[str, Any]:
+    """The recorded method config, with ``pixel_prompts`` filled in for runs made before baselines had the field.
+
+    Until then fine-tuning and Joint recorded no config and LwF, EWC, Replay, LSTKC and DKP none of the field, yet
+    their models carried CKDA's pixel prompters; the recorded ``model_config`` (``use_msp``) says whether they did,
+    so their kept session models still load."""
+    recorded = dict(saved["method_config"] or {})
+    has_field = any(f.name == "pixel_prompts" for f in dataclasses.fields(config_cls))
+    if has_field and "pixel_prompts" not in recorded:
+        recorded["pixel_prompts"] = bool((saved.get("model_config") or {}).get("use_msp", True))
+    return recorded
+
+
 def load_saved_run(run_dir: str | os.PathLike[str]) -> SavedRun:
     """Read ``config.json`` and ``state.json`` of a run folder; errors name the file and what is wrong."""
     from ckda_avalanche.runner.variants import base_method
@@ -105,11 +118,11 @@ def load_saved_run(run_dir: str | os.PathLike[str]) -> SavedRun:
         raise ConfigError(f"{config_path}: unknown method {base!r}")
     run_config = apply_overrides(RunConfig(), saved["run_config"], where=f"{config_path}: run_config")
     method_config = None
-    if saved["method_config"] is not None:
-        if base not in METHOD_CONFIGS:
-            raise ConfigError(f"{config_path}: method {base!r} takes no config but one is recorded")
-        method_config = apply_overrides(METHOD_CONFIGS[base](), saved["method_config"],
-                                        where=f"{config_path}: method_config")
+    if base in METHOD_CONFIGS:
+        recorded = with_legacy_pixel_prompts(METHOD_CONFIGS[base], saved)
+        method_config = apply_overrides(METHOD_CONFIGS[base](), recorded, where=f"{config_path}: method_config")
+    elif saved["method_config"] is not None:
+        raise ConfigError(f"{config_path}: method {base!r} takes no config but one is recorded")
     return SavedRun(run_dir=run_dir, method=method, base=base, seed=int(saved["seed"]), run=str(saved["run"]),
                     run_config=run_config, method_config=method_config, sessions=int(state["sessions_done"]))
 

@@ -7,7 +7,7 @@ from ckda_avalanche.strategies.base import ReIDTemplate, resolve_device, silent_
 from ckda_avalanche.strategies.ckda import CKDA
 from ckda_avalanche.strategies.ckda_config import ABLATION_FLAGS, CKDA_ABLATIONS, CKDA_PAPER, CKDAConfig
 from ckda_avalanche.strategies.config import TrainConfig
-from ckda_avalanche.strategies.finetune import FineTune
+from ckda_avalanche.strategies.finetune import FineTune, FineTuneConfig
 
 STRATEGIES: dict[str, type] = {
     "ckda": CKDA,
@@ -16,6 +16,7 @@ STRATEGIES: dict[str, type] = {
 
 METHOD_CONFIGS: dict[str, type] = {
     "ckda": CKDAConfig,
+    "finetune": FineTuneConfig,
 }
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "CKDA_ABLATIONS",
     "CKDA_PAPER",
     "FineTune",
+    "FineTuneConfig",
     "METHOD_CONFIGS",
     "ReIDTemplate",
     "STRATEGIES",
@@ -33,7 +35,8 @@ __all__ = [
     "silent_evaluator",
 ]
 
-# Baselines (same model, streams, sampler, base criterion and metrics as CKDA; see each module's docstring).
+# Baselines (same backbone, streams, sampler, base criterion and metrics as CKDA, without CKDA's pixel prompters
+# unless their config's `pixel_prompts` asks for them; see each module's docstring).
 from ckda_avalanche.plugins.dkp import DKPConfig  # noqa: E402
 from ckda_avalanche.plugins.ewc import EWCConfig  # noqa: E402
 from ckda_avalanche.plugins.l2p import L2PConfig  # noqa: E402
@@ -42,14 +45,14 @@ from ckda_avalanche.plugins.lwf import LwFConfig  # noqa: E402
 from ckda_avalanche.plugins.replay import ReplayConfig  # noqa: E402
 from ckda_avalanche.strategies.dkp import DKP  # noqa: E402
 from ckda_avalanche.strategies.ewc import EWC  # noqa: E402
-from ckda_avalanche.strategies.joint import Joint  # noqa: E402
+from ckda_avalanche.strategies.joint import Joint, JointConfig  # noqa: E402
 from ckda_avalanche.strategies.l2p import L2P  # noqa: E402
 from ckda_avalanche.strategies.lstkc import LSTKC  # noqa: E402
 from ckda_avalanche.strategies.lwf import LwF  # noqa: E402
 from ckda_avalanche.strategies.replay import Replay  # noqa: E402
 
 STRATEGIES.update({"joint": Joint, "lwf": LwF, "ewc": EWC, "replay": Replay, "l2p": L2P, "lstkc": LSTKC, "dkp": DKP})
-METHOD_CONFIGS.update({"lwf": LwFConfig, "ewc": EWCConfig, "replay": ReplayConfig, "l2p": L2PConfig,
-                       "lstkc": LSTKCConfig, "dkp": DKPConfig})
-__all__ += ["DKP", "DKPConfig", "EWC", "EWCConfig", "Joint", "L2P", "L2PConfig", "LSTKC", "LSTKCConfig", "LwF",
-            "LwFConfig", "Replay", "ReplayConfig"]
+METHOD_CONFIGS.update({"joint": JointConfig, "lwf": LwFConfig, "ewc": EWCConfig, "replay": ReplayConfig,
+                       "l2p": L2PConfig, "lstkc": LSTKCConfig, "dkp": DKPConfig})
+__all__ += ["DKP", "DKPConfig", "EWC", "EWCConfig", "Joint", "JointConfig", "L2P", "L2PConfig", "LSTKC",
+            "LSTKCConfig", "LwF", "LwFConfig", "Replay", "ReplayConfig"]

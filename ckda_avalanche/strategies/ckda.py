@@ -13,6 +13,7 @@ from avalanche.core import BasePlugin
 from torch import nn
 
 from ckda_avalanche.losses.reid_criterion import ReIDCriterion
+from ckda_avalanche.models.backbone_choice import check_model_overrides
 from ckda_avalanche.plugins.cka import CKAPlugin
 from ckda_avalanche.plugins.prompt_consistency import PromptConsistencyPlugin
 from ckda_avalanche.plugins.prompt_orthogonality import PromptOrthogonalityPlugin
@@ -21,20 +22,7 @@ from ckda_avalanche.plugins.weight_merge import WeightMergePlugin
 from ckda_avalanche.strategies.ckda_config import CKDA_PAPER, CKDAConfig
 from ckda_avalanche.strategies.method_strategy import MethodStrategy
 
-__all__ = ["CKDA", "check_model_matches"]
-
-
-def check_model_matches(model: nn.Module, method: CKDAConfig) -> None:
-    """Raise if ``model`` was not built with ``method.model_overrides()`` (only checked when it has a ``config``)."""
-    config = getattr(model, "config", None)
-    if config is None:
-        return
-    wrong = {k: (getattr(config, k), v) for k, v in method.model_overrides().items()
-             if hasattr(config, k) and getattr(config, k) != v}
-    if wrong:
-        detail = ", ".join(f"{k}={have} (needs {want})" for k, (have, want) in wrong.items())
-        raise ValueError(f"CKDA: the model does not match the CKDAConfig ablations: {detail}; create it with "
-                         "create_model(..., config_overrides=method.model_overrides())")
+__all__ = ["CKDA"]
 
 
 class CKDA(MethodStrategy[CKDAConfig]):
@@ -47,7 +35,7 @@ class CKDA(MethodStrategy[CKDAConfig]):
 
     def prepare_model(self, model: nn.Module, method: CKDAConfig) -> nn.Module:
         """The model as given, after checking it was built with ``method.model_overrides()``."""
-        check_model_matches(model, method)
+        check_model_overrides(model, method.model_overrides(), owner="CKDA")
         return model
 
     def make_method_plugins(self, method: CKDAConfig) -> list[BasePlugin]:

@@ -15,6 +15,7 @@ method, only a reference point.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,22 +25,34 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 from torch.optim import Optimizer
 
-from ckda_avalanche.strategies.base import ReIDTemplate, silent_evaluator, tensor_bytes
+from ckda_avalanche.models.backbone_choice import BackboneChoice
+from ckda_avalanche.strategies.base import silent_evaluator, tensor_bytes
 from ckda_avalanche.strategies.config import TrainConfig
+from ckda_avalanche.strategies.method_strategy import MethodStrategy
 from ckda_avalanche.strategies.replay import seen_label_range
 
-__all__ = ["Joint"]
+__all__ = ["Joint", "JointConfig"]
 
 _CLASSIFIER = ("head.classifier.", "base.head.classifier.")
 
 
-class Joint(ReIDTemplate):
-    """Train on the union of the sessions seen so far, from the previous weights or (``reinitialise``) from scratch."""
+@dataclass(frozen=True)
+class JointConfig(BackboneChoice):
+    """Joint's model choice (`BackboneChoice`: the plain ViT ReID model by default)."""
+
+
+class Joint(MethodStrategy[JointConfig]):
+    """Train on the union of the sessions seen so far, from the previous weights or (``reinitialise``) from scratch.
+
+    Keywords: those of `MethodStrategy` (``method: JointConfig = JointConfig()``) and ``reinitialise``."""
+
+    default_method = JointConfig()
 
     def __init__(
         self,
         *,
         model: nn.Module,
+        method: JointConfig | None = None,
         config: TrainConfig = TrainConfig(),
         optimizer: Optimizer | None = None,
         train_epochs: int | None = None,
@@ -56,9 +69,13 @@ class Joint(ReIDTemplate):
             k: v.detach().cpu().clone() for k, v in model.state_dict().items()
             if not k.startswith(_CLASSIFIER)} if reinitialise else {}
         """The model's weights at construction (classifier excluded) when ``reinitialise``; empty otherwise."""
-        super().__init__(model=model, optimizer=optimizer, config=config, train_epochs=train_epochs,
+        super().__init__(model=model, method=method, optimizer=optimizer, config=config, train_epochs=train_epochs,
                          eval_mb_size=eval_mb_size, device=device, plugins=plugins, evaluator=evaluator,
                          eval_every=eval_every)
+
+    def make_method_plugins(self, method: JointConfig) -> list[BasePlugin]:
+        """None: Joint differs from fine-tuning only in its training data."""
+        return []
 
     def train_dataset_adaptation(self, **kwargs: Any) -> None:
         """The training data is the union of the training sets of every experience up to the current one."""

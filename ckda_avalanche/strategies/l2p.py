@@ -6,6 +6,7 @@ from __future__ import annotations
 from avalanche.core import BasePlugin
 from torch import nn
 
+from ckda_avalanche.models.backbone_choice import check_model_overrides
 from ckda_avalanche.models.prompt_pool import PromptPoolReIDModel
 from ckda_avalanche.plugins.l2p import L2PConfig, L2PPlugin, apply_trainable
 from ckda_avalanche.strategies.method_strategy import MethodStrategy
@@ -25,12 +26,7 @@ class L2P(MethodStrategy[L2PConfig]):
     def prepare_model(self, model: nn.Module, method: L2PConfig) -> nn.Module:
         """Check the model fits ``method.model_overrides()``, wrap it in the prompt pool, set what is trainable."""
         base = model.base if isinstance(model, PromptPoolReIDModel) else model
-        config_of_model = getattr(base, "config", None)
-        wrong = {k: v for k, v in method.model_overrides().items()
-                 if config_of_model is not None and getattr(config_of_model, k, v) != v}
-        if wrong:
-            raise ValueError(f"L2P: the model was not created for this L2PConfig (needs {wrong}); create it with "
-                             "create_model(..., config_overrides=method.model_overrides())")
+        check_model_overrides(base, method.model_overrides(), owner="L2P")
         if not isinstance(model, PromptPoolReIDModel):
             model = PromptPoolReIDModel(base=model, config=method.pool_config())
         apply_trainable(model, method.trainable)

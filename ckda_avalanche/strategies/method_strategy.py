@@ -17,6 +17,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
 from torch.optim import Optimizer
 
+from ckda_avalanche.models.backbone_choice import check_model_overrides
 from ckda_avalanche.strategies.base import ReIDTemplate, silent_evaluator
 from ckda_avalanche.strategies.config import TrainConfig
 
@@ -80,7 +81,11 @@ class MethodStrategy(ReIDTemplate, Generic[MethodConfigT]):
                 plugin.bind_template(self.model)
 
     def prepare_model(self, model: nn.Module, method: MethodConfigT) -> nn.Module:
-        """Check (and possibly wrap) the model before the template takes it; default: the model as given."""
+        """Check (and possibly wrap) the model before the template takes it; default: the model as given, after
+        checking it was built with ``method.model_overrides()`` when the config has one (`BackboneChoice`)."""
+        get = getattr(method, "model_overrides", None)
+        if callable(get):
+            check_model_overrides(model, get(), owner=type(self).__name__)
         return model
 
     def make_method_plugins(self, method: MethodConfigT) -> list[BasePlugin]:

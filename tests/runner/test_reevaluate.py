@@ -165,3 +165,19 @@ def test_test_dataset_sets_and_labels():
             eval_datasets(trained, bad)
     assert protocol_label("full", trained, trained) == "full"
     assert protocol_label("paper", trained, ["regdb", "sysu"]) == "paper@regdb+sysu"
+
+
+@pytest.mark.parametrize("recorded, model_config, expected", [
+    (None, {"use_msp": True, "use_mcp": True}, {"pixel_prompts": True}),  # old fine-tuning run: prompters on
+    (None, None, {"pixel_prompts": True}),  # older still: no model record; every baseline but L2P had them
+    ({"alpha": 1.0}, {"use_msp": False, "use_mcp": False}, {"alpha": 1.0, "pixel_prompts": False}),
+    ({"pixel_prompts": False}, {"use_msp": True, "use_mcp": True}, {"pixel_prompts": False}),  # recorded wins
+])
+def test_runs_from_before_pixel_prompts_load_with_the_model_they_had(recorded, model_config, expected):
+    from ckda_avalanche.runner.reevaluate import with_legacy_pixel_prompts
+    from ckda_avalanche.strategies import CKDAConfig, LwFConfig
+
+    saved = {"method_config": recorded, "model_config": model_config}
+    assert with_legacy_pixel_prompts(LwFConfig, saved) == expected
+    ckda = {"method_config": {"beta": 1.0}, "model_config": {"use_msp": False}}
+    assert with_legacy_pixel_prompts(CKDAConfig, ckda) == {"beta": 1.0}  # CKDA has no such field: untouched

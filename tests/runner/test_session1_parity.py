@@ -1,5 +1,6 @@
 """Session-1 parity (issue "Correct numerics"): in its first session no method has anything to protect, so every
-method whose first session is plain training must give bit-identical metrics for the same seed.
+method whose first session is plain training must give bit-identical metrics for the same seed and model: the
+baselines those of fine-tuning (the plain ViT), CKDA those of fine-tuning with CKDA's pixel prompters.
 
 Joint and Replay used to differ: they reset the classifier a second time (to span every identity seen so far), which
 drew new random weights and shifted the random stream of the whole session.
@@ -15,7 +16,10 @@ from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.runner.config import TEST
 from ckda_avalanche.runner.session_runner import RunSpec, run_single
 
-PLAIN_FIRST_SESSION = ("finetune", "ewc", "lwf", "lstkc", "dkp", "ckda", "joint", "replay")
+PLAIN_FIRST_SESSION = {"finetune": "finetune", "ewc": "finetune", "lwf": "finetune", "lstkc": "finetune",
+                       "dkp": "finetune", "joint": "finetune", "replay": "finetune",
+                       "finetune[pixel_prompts]": "finetune[pixel_prompts]", "ckda": "finetune[pixel_prompts]"}
+"""Method -> the fine-tuning run whose first session it must reproduce."""
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +36,16 @@ def session1_scores(tiny_synthetic_root, tmp_path_factory):
     return scores
 
 
-@pytest.mark.parametrize("method", PLAIN_FIRST_SESSION[1:])
+@pytest.mark.parametrize("method", [m for m, ref in PLAIN_FIRST_SESSION.items() if m != ref])
 def test_session1_metrics_are_bit_identical_to_finetune(session1_scores, method):
-    reference = session1_scores["finetune"]
+    reference = session1_scores[PLAIN_FIRST_SESSION[method]]
     assert len(reference) > 0 and reference.index.get_level_values("metric").str.contains("mAP").any()
     got = session1_scores[method]
     assert list(got.index) == list(reference.index)
     assert got.tolist() == reference.tolist(), f"{method}: {got[got != reference]} vs {reference[got != reference]}"
+
+
+def test_the_pixel_prompters_change_the_first_session(session1_scores):
+    """The two reference groups are different models, so their scores differ (else the grouping proves nothing)."""
+    plain, prompted = session1_scores["finetune"], session1_scores["finetune[pixel_prompts]"]
+    assert list(plain.index) == list(prompted.index) and plain.tolist() != prompted.tolist()

@@ -14,7 +14,7 @@ from ckda_avalanche.runner.variants import (
     resolve_methods,
     split_method,
 )
-from ckda_avalanche.strategies import CKDAConfig, EWCConfig, LwFConfig
+from ckda_avalanche.strategies import STRATEGIES, CKDAConfig, EWCConfig, FineTune, FineTuneConfig, LwFConfig
 
 # Spec section 8 (shared/ckda_method.md), written out by hand: each ablation and what it must change in CKDAConfig.
 SPEC_ABLATIONS = {
@@ -66,7 +66,9 @@ def test_variant_configs_are_the_fields_asked_for():
     assert quirks.stream_overrides() == {"llcm_flip_test_modality": True,
                                          "reader_options": {"llcm": {"max_train_label": 500}}}
     assert resolve_method("ckda[quirk_b]").config == CKDAConfig(quirk_llcm_flip_test_modality=True)
-    assert resolve_method("finetune").config is None
+    assert resolve_method("finetune").config == FineTuneConfig()
+    assert resolve_method("finetune[pixel_prompts]").config == FineTuneConfig(pixel_prompts=True)
+    assert resolve_method("joint[pixel_prompts=true]").name == "joint[pixel_prompts]"
     # --config method_overrides of the base apply first, the variant on top
     method = resolve_method("ckda[no_merge+beta=0.5]", {"beta": 2.0, "alpha": 0.25})
     assert method.config == CKDAConfig(alpha=0.25, beta=0.5, no_merge=True)
@@ -95,7 +97,7 @@ def test_every_spec_ablation_is_one_variant_of_the_ablate_set():
     ("ckda[quirks+quirk_a]", ["CKDAConfig.quirk_regdb_thermal_from_visible", "twice"]),
     ("ckda[no_msp+no_msp]", ["CKDAConfig.no_msp", "twice"]),
     ("ewc[exclude=head]", ["EWCConfig.exclude", "--config"]),
-    ("finetune[lr=1]", ["finetune[lr=1]", "no config dataclass"]),
+    ("finetune[lr=1]", ["finetune[lr=1]", "FineTuneConfig has no field 'lr'", "pixel_prompts"]),
     ("nope[x]", ["unknown method 'nope'"]),
     ("ckda[no_cka,no_merge]", ["'+'"]),
     ("ckda[]", ["empty item"]),
@@ -110,6 +112,13 @@ def test_bad_variants_name_the_method_and_field(name, words):
         resolve_method(name)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_a_registered_method_without_config_has_no_variants(monkeypatch):
+    monkeypatch.setitem(STRATEGIES, "plainloop", FineTune)  # a user's strategy registered without a config
+    assert resolve_method("plainloop").config is None
+    with pytest.raises(ConfigError, match=r"'plainloop' has no config dataclass, so it has no variants"):
+        resolve_method("plainloop[pixel_prompts]")
 
 
 def test_method_lists_shorthands_and_duplicates():

@@ -21,12 +21,15 @@ from ckda_avalanche.plugins.replay import ReplayConfig
 from ckda_avalanche.strategies.config import TrainConfig
 from ckda_avalanche.strategies.dkp import DKP
 from ckda_avalanche.strategies.ewc import EWC
+from ckda_avalanche.strategies.finetune import FineTune
 from ckda_avalanche.strategies.joint import Joint
 from ckda_avalanche.strategies.l2p import L2P
 from ckda_avalanche.strategies.lstkc import LSTKC
 from ckda_avalanche.strategies.lwf import LwF
 from ckda_avalanche.strategies.replay import Replay
 
+PLAIN = {"use_msp": False, "use_mcp": False}
+"""The baselines' default model: the ViT without CKDA's pixel prompters (written out here, not taken from the code)."""
 TRAIN = TrainConfig(epochs=1, num_identities=2, num_instances=2, warmup_epochs=0, amp="off")
 IMAGE_BYTES = 3 * 64 * 32
 
@@ -40,8 +43,7 @@ def stream(tmp_path_factory):
 
 def _build(name: str, **extra):
     torch.manual_seed(0)
-    overrides = L2PConfig().model_overrides() if name == "l2p" else None
-    kw = dict(model=create_model("test", config_overrides=overrides), config=TRAIN, device="cpu", eval_mb_size=64,
+    kw = dict(model=create_model("test", config_overrides=PLAIN), config=TRAIN, device="cpu", eval_mb_size=64,
               evaluator=EvaluationPlugin(*reid_metrics(ranks=(1,), minp=False, forgetting=False), loggers=[]), **extra)
     factories = {
         "lwf": lambda: LwF(**kw),
@@ -207,9 +209,20 @@ def test_joint_continues_from_the_previous_session_on_the_union_with_equal_itera
     assert probe.batches[1] == math.ceil(session_ids / min(TRAIN.num_identities, session_ids))
 
 
-def test_l2p_needs_a_model_without_pixel_prompts_by_default():
-    with pytest.raises(ValueError, match="model_overrides"):
-        L2P(model=create_model("test"), config=TRAIN, device="cpu")
+@pytest.mark.parametrize("strategy_cls", [FineTune, Joint, LwF, EWC, Replay, L2P, LSTKC, DKP])
+def test_baselines_need_a_model_without_pixel_prompts_by_default(strategy_cls):
+    with pytest.raises(ValueError, match=rf"{strategy_cls.__name__}: .*use_msp=True \(needs False\).*pixel_prompts"):
+        strategy_cls(model=create_model("test"), config=TRAIN, device="cpu")
+
+
+@pytest.mark.parametrize("strategy_cls", [FineTune, Joint, LwF, EWC, Replay, LSTKC, DKP])
+def test_baselines_keep_the_pixel_prompters_when_asked(strategy_cls):
+    method = type(strategy_cls.default_method)(pixel_prompts=True)
+    strategy = strategy_cls(model=create_model("test"), method=method, config=TRAIN, device="cpu")
+    names = [n for n, _ in strategy.model.named_parameters()]
+    assert any(n.startswith("prompter.msp.") for n in names) and any(n.startswith("prompter.mcp.") for n in names)
+    with pytest.raises(ValueError, match=r"use_msp=False \(needs True\)"):
+        strategy_cls(model=create_model("test", config_overrides=PLAIN), method=method, config=TRAIN, device="cpu")
 
 
 def test_l2p_trains_pool_and_head_only(runs):

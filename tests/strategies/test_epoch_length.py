@@ -15,6 +15,8 @@ from ckda_avalanche.strategies.finetune import FineTune
 from ckda_avalanche.strategies.joint import Joint
 
 SIZE = (32, 16)
+PLAIN = {"use_msp": False, "use_mcp": False}
+"""Joint's default model: no pixel prompters."""
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore:No loggers specified")]
 
 
@@ -70,7 +72,8 @@ def test_joint_epoch_under_both_conventions(stream, equal):
         torch.manual_seed(0)
         cfg = TrainConfig(epochs=1, num_identities=2, num_instances=2, warmup_epochs=0, amp="off",
                           epoch_length=convention, equal_iterations=equal)
-        strategy = Joint(model=create_model("test", img_size=SIZE), config=cfg, device="cpu", plugins=[probe])
+        model = create_model("test", img_size=SIZE, config_overrides=PLAIN)
+        strategy = Joint(model=model, config=cfg, device="cpu", plugins=[probe])
         for experience in stream.train_stream:
             strategy.train(experience)
         sets = [list(e.reid.samples) for e in stream.train_stream]

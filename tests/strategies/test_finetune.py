@@ -30,7 +30,7 @@ def test_finetune_loss_is_the_base_criterion_and_keeps_no_state(tmp_path):
     generate_synthetic(tmp_path, seed=0, scale=0.05, img_size=SIZE)
     stream = vi_lreid_benchmark(tmp_path, datasets=("regdb",), img_size=SIZE)
     torch.manual_seed(0)
-    model = create_model("test", num_classes=0, img_size=SIZE)
+    model = create_model("test", num_classes=0, img_size=SIZE, config_overrides={"use_msp": False, "use_mcp": False})
     before = {k: v.clone() for k, v in model.state_dict().items()}
     probe = LossProbe()
     strategy = FineTune(model=model, config=TrainConfig(epochs=2, num_identities=2, num_instances=2, amp="off"),
