@@ -11,7 +11,8 @@ __all__ = ["EWC"]
 
 
 class EWC(MethodStrategy[EWCConfig]):
-    """`ReIDTemplate` + `ReIDEWCPlugin`; same model, sampler, optimiser, base criterion as every other method.
+    """`ReIDTemplate` + `ReIDEWCPlugin`; same backbone, sampler, optimiser, base criterion as every other method
+    (the plain ViT ReID model unless the config's ``pixel_prompts``).
 
     Keywords: those of `MethodStrategy` (``method: EWCConfig = EWCConfig()``)."""
 

@@ -11,7 +11,8 @@ __all__ = ["LSTKC"]
 
 
 class LSTKC(MethodStrategy[LSTKCConfig]):
-    """`ReIDTemplate` + `LSTKCPlugin`; same model, sampler, optimiser, base criterion as every other method.
+    """`ReIDTemplate` + `LSTKCPlugin`; same backbone, sampler, optimiser, base criterion as every other method
+    (the plain ViT ReID model unless the config's ``pixel_prompts``).
 
     Keywords: those of `MethodStrategy` (``method: LSTKCConfig = LSTKCConfig()``)."""
 

@@ -11,7 +11,8 @@ __all__ = ["LwF"]
 
 
 class LwF(MethodStrategy[LwFConfig]):
-    """`ReIDTemplate` + `ReIDLwFPlugin`; same model, sampler, optimiser, base criterion as every other method.
+    """`ReIDTemplate` + `ReIDLwFPlugin`; same backbone, sampler, optimiser, base criterion as every other method
+    (the plain ViT ReID model unless the config's ``pixel_prompts``).
 
     Keywords: those of `MethodStrategy` (``method: LwFConfig = LwFConfig()``)."""
 
