@@ -1,7 +1,8 @@
 """Check a leaderboard run against the regime the default benchmark aims for (issue 11, section 3).
 
-Reads the tidy ``metrics.csv`` of every run under RUN_DIR (and, for L2P's baseline, under --random-backbone) and
-prints each criterion with its measured value, per seed and over seeds:
+Reads the tidy ``metrics.csv`` of every run under the RUN_DIR folders (the seeds of one board may be split over
+several) and, for L2P's baseline, under --random-backbone, and prints each criterion with its measured value, per
+seed and over seeds:
 
 1. fine-tuning reaches >= 50 mAP on every dataset right after learning it;
 2. Joint is >= 8 points of final seen-average mAP above fine-tuning (paired by seed);
@@ -12,6 +13,7 @@ prints each criterion with its measured value, per seed and over seeds:
 Example (the committed default and its random-backbone runs):
 
     .venv/bin/python benchmarks/check_regime.py results/default --random-backbone results/random_backbone
+    .venv/bin/python benchmarks/check_regime.py results/default results/default_seeds34 --random-backbone ...
 """
 from __future__ import annotations
 
@@ -30,16 +32,17 @@ SEED_STD_MAX = 1.5
 L2P_GAIN_MIN = 20.0
 
 
-def summarise_runs(run_dir: Path, protocol: str) -> dict[tuple[str, int], dict]:
+def summarise_runs(run_dirs: list[Path], protocol: str) -> dict[tuple[str, int], dict]:
     """(method, seed) -> just-learned mAP per dataset, final seen-average mAP and average forgetting (points), from
     the reporting package's own run matrices (finished runs only, datasets in stream order)."""
     try:
-        frame = load_tidy(run_dir)
+        frame = load_tidy(run_dirs)
     except (OSError, ValueError) as err:
-        raise SystemExit(f"{run_dir}: {err}; expected a run folder holding <method>/seed<k>/metrics.csv") from err
+        raise SystemExit(f"{' '.join(map(str, run_dirs))}: {err}; expected run folders holding "
+                         "<method>/seed<k>/metrics.csv") from err
     frame = frame[frame.protocol == protocol]
     if frame.empty:
-        raise SystemExit(f"{run_dir}: no finished run with {protocol!r} rows")
+        raise SystemExit(f"{' '.join(map(str, run_dirs))}: no finished run with {protocol!r} rows")
     table = per_run_table(frame).set_index(["method", "seed"])
     out = {}
     for run in run_scores(frame):
@@ -54,15 +57,15 @@ def summarise_runs(run_dir: Path, protocol: str) -> dict[tuple[str, int], dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     parser.add_argument("--random-backbone", type=Path, help="run folder with l2p trained from --pretrained none")
     parser.add_argument("--protocol", default="paper")
     args = parser.parse_args()
-    runs = summarise_runs(args.run_dir, args.protocol)
+    runs = summarise_runs(args.run_dirs, args.protocol)
     methods = sorted({m for m, _ in runs})
     seeds = sorted({s for _, s in runs})
     seen = {m: {s: runs[(m, s)]["seen"] for s in seeds if (m, s) in runs} for m in methods}
-    print(f"{args.run_dir} ({args.protocol} protocol), seeds {seeds}; mAP in points\n")
+    print(f"{' '.join(map(str, args.run_dirs))} ({args.protocol} protocol), seeds {seeds}; mAP in points\n")
     verdicts = []
 
     def verdict(name: str, ok: bool, detail: str) -> None:
@@ -91,7 +94,7 @@ def main() -> None:
                 ", ".join(f"{m} {v:.2f}" for m, v in sorted(stds.items(), key=lambda kv: -kv[1]))
                 + f" (largest: {worst})")
     if args.random_backbone and "l2p" in seen:
-        rand = summarise_runs(args.random_backbone, args.protocol)
+        rand = summarise_runs([args.random_backbone], args.protocol)
         base = {s: r["seen"] for (m, s), r in rand.items() if m == "l2p"}
         common = [s for s in seeds if s in base and s in seen["l2p"]]
         if common:
