@@ -44,9 +44,8 @@ def compare_pair(a: Path, b: Path, protocol: str | None = None) -> tuple[bool, s
 
 def run_pairs(a: Path, b: Path, methods: list[str] | None, seeds: list[int] | None) -> list[tuple[str, Path, Path]]:
     """(label, csv in a, csv in b) for every method/seed to compare; method folders compare seed by seed."""
-    if (a / "seed0").exists() or any(a.glob("seed*/metrics.csv")):  # two method folders
-        names = sorted({p.parent.name for p in a.glob("seed*/metrics.csv")} | {p.parent.name for p in
-                                                                                b.glob("seed*/metrics.csv")})
+    if any(a.glob("seed*/metrics.csv")):  # two method folders
+        names = sorted({p.parent.name for root in (a, b) for p in root.glob("seed*/metrics.csv")})
         return [(seed, a / seed / "metrics.csv", b / seed / "metrics.csv") for seed in names
                 if seeds is None or int(seed.removeprefix("seed")) in seeds]
     found = sorted({(p.parent.parent.name, p.parent.name) for root in (a, b) for p in root.glob("*/seed*/metrics.csv")})

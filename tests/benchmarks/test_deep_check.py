@@ -2,9 +2,7 @@
 clean data; plus `ckda run` stopping at an undecodable training image with the file and how to resume."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,21 +12,10 @@ from ckda_avalanche.benchmarks.datasets import deep_check, format_deep_report
 from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.cli import main
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "make_broken_tree.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("make_broken_tree", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def broken_tree(tmp_path_factory):
+def broken_tree(tmp_path_factory, benchmark_script):
     root = tmp_path_factory.mktemp("broken") / "data"
-    return root, _load_script().build_broken_tree(root)
+    return root, benchmark_script("make_broken_tree").build_broken_tree(root)
 
 
 def _mentions(problem, root: Path, case_path: str) -> bool:

@@ -1,21 +1,16 @@
 """`benchmarks/compare_runs.py`: value-by-value comparison of two boards' tidy rows, on hand-written CSVs."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_runs.py"
 HEADER = "run,method,seed,train_exp,eval_dataset,protocol,trial,metric,value\n"
 
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("compare_runs_script", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(benchmark_script):
+    return benchmark_script("compare_runs")
 
 
 def _write(root: Path, method: str, seed: int, rows: list[str]) -> None:

@@ -1,21 +1,13 @@
 """`benchmarks/seed_spread.py`: the split of the seed variance of mAP, against a pairwise reference."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "seed_spread.py"
-
 
 @pytest.fixture(scope="module")
-def seed_spread():
-    spec = importlib.util.spec_from_file_location("seed_spread_script", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def seed_spread(benchmark_script):
+    return benchmark_script("seed_spread")
 
 
 def _pairwise_reference(groups, weights, aps):
