@@ -4,9 +4,10 @@ optimiser, criterion and epochs as every other method.
 
 By default it continues from the previous session's weights (cumulative training, Avalanche's ``Cumulative``), so
 under `TrainConfig.equal_iterations` it costs what fine-tuning costs and differs from it only in the data it sees.
-``reinitialise=True`` restarts every session from the initial weights (the classic joint upper bound); with equal
-iterations that spreads one session's budget over the whole union, so it is only sensible with
-``equal_iterations=False``, where session k costs k sessions of fine-tuning.
+``JointConfig(reinitialise=True)`` (``joint[reinitialise]`` on the command line) restarts every session from the
+initial weights (the classic joint upper bound); with equal iterations that spreads one session's budget over the
+whole union, so it is only sensible with ``equal_iterations=False``, where session k costs k sessions of
+fine-tuning.
 
 Memory: it keeps only dataset references (and, when re-initialising, a copy of the initial weights), so it reports
 0 bytes of exemplar images, **but it re-reads all past training data every session** - it is not a lifelong
@@ -14,20 +15,16 @@ method, only a reference point.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from avalanche.benchmarks.utils import concat_datasets
 from avalanche.core import BasePlugin
-from avalanche.training.plugins import EvaluationPlugin
 from torch import nn
-from torch.optim import Optimizer
 
 from ckda_avalanche.models.backbone_choice import BackboneChoice
-from ckda_avalanche.strategies.base import silent_evaluator, tensor_bytes
-from ckda_avalanche.strategies.config import TrainConfig
+from ckda_avalanche.strategies.base import tensor_bytes
 from ckda_avalanche.strategies.method_strategy import MethodStrategy
 from ckda_avalanche.strategies.replay import seen_label_range
 
@@ -38,40 +35,31 @@ _CLASSIFIER = ("head.classifier.", "base.head.classifier.")
 
 @dataclass(frozen=True)
 class JointConfig(BackboneChoice):
-    """Joint's model choice (`BackboneChoice`: the plain ViT ReID model by default)."""
+    """Joint's settings: the model choice of `BackboneChoice` (the plain ViT ReID model by default) and where each
+    session starts."""
+
+    reinitialise: bool = False
+    """Restart every session from the weights the model had at construction (classifier excluded) instead of
+    continuing from the previous session's."""
 
 
 class Joint(MethodStrategy[JointConfig]):
-    """Train on the union of the sessions seen so far, from the previous weights or (``reinitialise``) from scratch.
+    """Train on the union of the sessions seen so far, from the previous weights or (``JointConfig.reinitialise``)
+    from the initial ones.
 
-    Keywords: those of `MethodStrategy` (``method: JointConfig = JointConfig()``) and ``reinitialise``."""
+    Keywords: those of `MethodStrategy` (``method: JointConfig = JointConfig()``)."""
 
     default_method = JointConfig()
 
-    def __init__(
-        self,
-        *,
-        model: nn.Module,
-        method: JointConfig | None = None,
-        config: TrainConfig = TrainConfig(),
-        optimizer: Optimizer | None = None,
-        train_epochs: int | None = None,
-        eval_mb_size: int = 64,
-        device: str | torch.device = "auto",
-        plugins: Sequence[BasePlugin] | None = None,
-        evaluator: EvaluationPlugin | Callable[[], EvaluationPlugin] | None = silent_evaluator,
-        eval_every: int = -1,
-        reinitialise: bool = False,
-    ) -> None:
-        self.reinitialise = reinitialise
-        """Whether every session restarts from `initial_state`."""
-        self.initial_state: dict[str, torch.Tensor] = {
-            k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-            if not k.startswith(_CLASSIFIER)} if reinitialise else {}
-        """The model's weights at construction (classifier excluded) when ``reinitialise``; empty otherwise."""
-        super().__init__(model=model, method=method, optimizer=optimizer, config=config, train_epochs=train_epochs,
-                         eval_mb_size=eval_mb_size, device=device, plugins=plugins, evaluator=evaluator,
-                         eval_every=eval_every)
+    initial_state: dict[str, torch.Tensor]
+    """The model's weights at construction (classifier excluded) when re-initialising; empty otherwise."""
+
+    def prepare_model(self, model: nn.Module, method: JointConfig) -> nn.Module:
+        """The model checked by `MethodStrategy`; its weights kept as `initial_state` when ``method.reinitialise``."""
+        model = super().prepare_model(model, method)
+        self.initial_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                              if not k.startswith(_CLASSIFIER)} if method.reinitialise else {}
+        return model
 
     def make_method_plugins(self, method: JointConfig) -> list[BasePlugin]:
         """None: Joint differs from fine-tuning only in its training data."""
@@ -90,7 +78,7 @@ class Joint(MethodStrategy[JointConfig]):
     def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
         """In training: the initial weights back if re-initialising (the classifier comes from `classifier_labels`)."""
         model = super().model_adaptation(model)
-        if self.is_training and self.reinitialise:
+        if self.is_training and self.method.reinitialise:
             result = model.load_state_dict(self.initial_state, strict=False)
             if result.unexpected_keys or any(not k.startswith(_CLASSIFIER) for k in result.missing_keys):
                 raise RuntimeError(f"Joint: the initial weights do not fit the model (missing "

@@ -14,7 +14,9 @@ from ckda_avalanche.runner.variants import (
     resolve_methods,
     split_method,
 )
-from ckda_avalanche.strategies import STRATEGIES, CKDAConfig, EWCConfig, FineTune, FineTuneConfig, LwFConfig
+from ckda_avalanche.strategies import (
+    STRATEGIES, CKDAConfig, EWCConfig, FineTune, FineTuneConfig, JointConfig, LwFConfig,
+)
 
 # Spec section 8 (shared/ckda_method.md), written out by hand: each ablation and what it must change in CKDAConfig.
 SPEC_ABLATIONS = {
@@ -69,6 +71,7 @@ def test_variant_configs_are_the_fields_asked_for():
     assert resolve_method("finetune").config == FineTuneConfig()
     assert resolve_method("finetune[pixel_prompts]").config == FineTuneConfig(pixel_prompts=True)
     assert resolve_method("joint[pixel_prompts=true]").name == "joint[pixel_prompts]"
+    assert resolve_method("joint[reinitialise]").config == JointConfig(reinitialise=True)
     # --config method_overrides of the base apply first, the variant on top
     method = resolve_method("ckda[no_merge+beta=0.5]", {"beta": 2.0, "alpha": 0.25})
     assert method.config == CKDAConfig(alpha=0.25, beta=0.5, no_merge=True)

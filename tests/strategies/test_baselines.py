@@ -22,7 +22,7 @@ from ckda_avalanche.strategies.config import TrainConfig
 from ckda_avalanche.strategies.dkp import DKP
 from ckda_avalanche.strategies.ewc import EWC
 from ckda_avalanche.strategies.finetune import FineTune
-from ckda_avalanche.strategies.joint import Joint
+from ckda_avalanche.strategies.joint import Joint, JointConfig
 from ckda_avalanche.strategies.l2p import L2P
 from ckda_avalanche.strategies.lstkc import LSTKC
 from ckda_avalanche.strategies.lwf import LwF
@@ -53,7 +53,7 @@ def _build(name: str, **extra):
         "dkp": lambda: DKP(**kw),
         "replay": lambda: Replay(method=ReplayConfig(memory_size=8, images_per_identity=2), **kw),
         "joint": lambda: Joint(**kw),
-        "joint_reinit": lambda: Joint(reinitialise=True, **kw),
+        "joint_reinit": lambda: Joint(method=JointConfig(reinitialise=True), **kw),
         "l2p": lambda: L2P(method=L2PConfig(pool_size=4, prompt_length=2, top_n=2), **kw),
     }
     return factories[name]()
