@@ -49,6 +49,10 @@ from ckda_avalanche.runner.config import get_preset
 from ckda_avalanche.strategies import FineTune, FineTuneConfig, TrainConfig
 from ckda_avalanche.strategies.base import resolve_device
 
+# The "cache fill" row measures decoding: no on-disk decoded-image store (it would also keep a file for each
+# temporary dataset this script generates).
+os.environ["CKDA_DECODED_CACHE"] = "off"
+
 
 def write_jpegs(folder: Path, *, identities: int, per_modality: int, size=(256, 128), seed: int = 0) -> list:
     """Random smooth colour JPEGs (quality 90) at ``size``: ``identities`` x 2 modalities x ``per_modality``."""

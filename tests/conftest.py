@@ -5,6 +5,9 @@ import pytest
 import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# No on-disk decoded-image store (benchmarks/decoded_store.py) unless a test sets one: a store left by an earlier
+# test or run would change how often images are decoded, which several tests count.
+os.environ["CKDA_DECODED_CACHE"] = "off"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ transforms' own resize (``ToImage -> Resize``, `transforms.resize_image`). Two s
   256x128), each image decoded the first time it is read (or all at once with `MemoryImageCache.fill`). Caches are
   shared per process (`shared_memory_cache`): a dataset's training set, its ``.eval()`` view, the prototype and
   old-model passes, replay buffers, Joint's union and a second stream over the same files all read one cache, so
-  each image is decoded once per process.
+  each image is decoded once per process. A complete cache is also written to the on-disk store
+  (`decoded_store`), from which later processes with the same files load it instead of decoding.
 - `FileImageSource`: decodes on every read (for DataLoader workers, when the images would not fit in memory).
 
 Both give the same tensors, so the choice never changes results. Which one a stream uses is its ``cache`` option
@@ -31,6 +32,7 @@ import torch
 
 from .datasets import load_image
 from .datasets.images import ImageDecodeError
+from .decoded_store import DecodedStore, store_for
 from .transforms import resize_image
 
 __all__ = [
@@ -155,6 +157,9 @@ class MemoryImageCache(FileImageSource):
         """Which images are decoded (1 = cached), one byte per image."""
         self.decodes: int = 0
         """Images decoded into this cache so far (each at most once)."""
+        self.store: DecodedStore | None = None
+        """Where the cache is saved for later processes once every image is decoded (`attach_store`); None: not
+        saved (no store, already saved, or loaded from it)."""
         self._lock = threading.Lock()
 
     @property
@@ -173,15 +178,41 @@ class MemoryImageCache(FileImageSource):
         if tuple(image.shape) != (3, *self.img_size):
             raise AssertionError(f"{self.paths[index]}: decoded to {tuple(image.shape)}, expected "
                                  f"{(3, *self.img_size)}")
+        complete = False
         with self._lock:
             self._allocate()[index].copy_(image)
             if not self.filled[index]:
                 self.filled[index] = 1
                 self.decodes += 1
+                complete = self.decodes == len(self.paths) and self.store is not None
+        if complete:
+            self._save_store()
+
+    def attach_store(self, store: DecodedStore | None) -> MemoryImageCache:
+        """Load every image from ``store`` when it holds them (no decoding at all); otherwise decode them all at
+        the first read and save them there."""
+        images = None if store is None else store.load()
+        with self._lock:
+            if images is None:
+                self.store = store
+            else:
+                self.images, self.store = images, None
+                self.filled = bytearray(b"\x01" * len(self.paths))
+        return self
+
+    def _save_store(self) -> None:
+        # Only a cache decoded entirely in this process is saved: a loaded one is already stored.
+        store, self.store = self.store, None
+        store.save(self.images)
 
     def get(self, index: int) -> torch.Tensor:
         if not self.filled[index]:
-            self._decode_into(index)
+            if self.store is not None:
+                # A run need not read every image (the identity sampler), so a cache to be stored is decoded whole
+                # at its first read, with the run's threads.
+                self.fill(threads=torch.get_num_threads())
+            else:
+                self._decode_into(index)
         return self.images[index].clone()
 
     def fill(self, *, threads: int | None = None) -> MemoryImageCache:
@@ -233,13 +264,14 @@ def _file_signature(path: str) -> tuple[str, int, int]:
 def shared_memory_cache(paths: Sequence[str], *, dataset: str, img_size: tuple[int, int],
                         interpolation: str) -> MemoryImageCache:
     """The process's `MemoryImageCache` for these files at this resolution: an existing one while any dataset
-    still uses it, else a new one. Files are matched by path, size and modification time, so a file rewritten
-    since is decoded again."""
+    still uses it, else a new one, loaded from the on-disk store when it holds these files (`decoded_store`).
+    Files are matched by path, size and modification time, so a file rewritten since is decoded again."""
     key = (dataset, (int(img_size[0]), int(img_size[1])), interpolation,
            tuple(_file_signature(str(p)) for p in paths))
     with _SHARED_LOCK:
         cache = _SHARED.get(key)
         if cache is None:
             cache = MemoryImageCache(paths, dataset=dataset, img_size=img_size, interpolation=interpolation)
+            cache.attach_store(store_for(list(key[3]), dataset=dataset, img_size=key[1], interpolation=interpolation))
             _SHARED[key] = cache
         return cache
