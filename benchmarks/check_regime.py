@@ -10,6 +10,11 @@ seed and over seeds:
 4. every method's seed standard deviation of final seen-average mAP is <= 1.5 points, and L2P is >= 20 points above
    its random-backbone score.
 
+With ``--subsets K`` it also says how often the spread criterion holds for every K-seed subset of the board's
+seeds (same subset for every method), e.g. in how many of the ten 3-seed subsets of a 5-seed board: a 3-seed
+standard deviation is itself uncertain by about half its value, so this is how repeatable "<= 1.5 at three seeds"
+is.
+
 Example (the committed default and its random-backbone runs):
 
     .venv/bin/python benchmarks/check_regime.py results/default --random-backbone results/random_backbone
@@ -18,6 +23,7 @@ Example (the committed default and its random-backbone runs):
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +61,31 @@ def summarise_runs(run_dirs: list[Path], protocol: str) -> dict[tuple[str, int],
     return out
 
 
+def spread_over_subsets(seen: dict[str, dict[int, float]], size: int,
+                        limit: float = SEED_STD_MAX) -> tuple[int, int, dict[str, int]]:
+    """For every ``size``-seed subset of the seeds all methods share: (number of subsets, subsets in which every
+    method's sample std (ddof 1) of ``seen`` is <= ``limit``, method -> subsets in which its own is)."""
+    common = sorted(set.intersection(*(set(v) for v in seen.values()))) if seen else []
+    if size < 2 or size > len(common):
+        raise ValueError(f"--subsets {size}: expected 2..{len(common)} (the seeds every method has: {common})")
+    subsets = list(itertools.combinations(common, size))
+    own = {m: 0 for m in seen}
+    every = 0
+    for subset in subsets:
+        ok = {m: float(np.std([v[s] for s in subset], ddof=1)) <= limit for m, v in seen.items()}
+        every += all(ok.values())
+        for m, met in ok.items():
+            own[m] += met
+    return len(subsets), every, own
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     parser.add_argument("--random-backbone", type=Path, help="run folder with l2p trained from --pretrained none")
     parser.add_argument("--protocol", default="paper")
+    parser.add_argument("--subsets", type=int, metavar="K",
+                        help="also check the spread criterion on every K-seed subset of the seeds")
     args = parser.parse_args()
     runs = summarise_runs(args.run_dirs, args.protocol)
     methods = sorted({m for m, _ in runs})
@@ -102,6 +128,13 @@ def main() -> None:
             verdict(f"L2P >= {L2P_GAIN_MIN:g} above its random-backbone score", np.mean(gains) >= L2P_GAIN_MIN,
                     f"{np.mean([seen['l2p'][s] for s in common]):.1f} vs {np.mean([base[s] for s in common]):.1f}: "
                     f"{np.mean(gains):+.1f} (per seed {', '.join(f'{g:+.1f}' for g in gains)})")
+    if args.subsets:
+        try:
+            count, every, own = spread_over_subsets(seen, args.subsets)
+        except ValueError as err:
+            raise SystemExit(str(err)) from err
+        print(f"\nseed std <= {SEED_STD_MAX:g} on {args.subsets}-seed subsets: every method in {every} of {count}; "
+              + ", ".join(f"{m} {n}" for m, n in sorted(own.items(), key=lambda kv: kv[1])))
     means = {m: float(np.mean(list(v.values()))) for m, v in seen.items()}
     ranked = sorted(means.items(), key=lambda kv: -kv[1])
     print("\nfinal seen-average mAP: " + ", ".join(f"{m} {v:.1f}" for m, v in ranked))
