@@ -1,9 +1,9 @@
 """An on-disk store of decoded images, so that each image file is decoded once per machine, not once per run.
 
-A `image_store.MemoryImageCache` lives in one process: every run of a grid (a Ray worker, the next ``ckda run``)
-decodes the same files again. On 2 cores of the Intel machine that is about 7-14 s of a cpu-preset run (6448 images
-at 1-2 ms each: PIL decode, RGB conversion, antialiased resize), 5-15% of its time. Once a memory cache holds every
-image of its file list it is written here, and a later process with the same files loads it in one read.
+An `image_store.MemoryImageCache` lives in one process: every run of a grid (a Ray worker, the next ``ckda run``)
+decodes the same files again: 6448 images for a cpu-preset run, 14.3 s at 2.2 ms each (PIL decode, RGB conversion,
+antialiased resize; one thread of the 2-vCPU Intel machine on a slow day, docs/data_path.md). Once a memory cache holds
+every image of its file list it is written here, and a later process with the same files loads it in one read.
 
 - **Where**: ``$CKDA_DECODED_CACHE`` (a folder, or ``off``); by default ``$XDG_CACHE_HOME/ckda_avalanche/decoded``
   (``~/.cache/...``), like timm's and torch's caches. Files larger than ``$CKDA_DECODED_CACHE_MAX`` bytes (default
