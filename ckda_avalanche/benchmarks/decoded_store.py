@@ -82,13 +82,15 @@ _warn_lock = threading.Lock()
 class DecodedStore:
     """One file list's stored images: ``load()`` (None when absent or unusable) and ``save(images)``."""
 
-    def __init__(self, path: Path, *, key: str, shape: tuple[int, ...]) -> None:
+    def __init__(self, path: Path, *, key: str, shape: tuple[int, ...], max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = path
         """The store file."""
         self.key = key
         """The JSON key this store's images were decoded under (checked on load)."""
         self.shape = shape
         """The expected ``(N, 3, H, W)`` of the stored uint8 tensor."""
+        self.max_bytes = max_bytes
+        """Images larger than this many bytes are not written."""
 
     def load(self) -> torch.Tensor | None:
         """The stored images, or None when there is no file; a file that does not match warns and gives None."""
@@ -119,7 +121,7 @@ class DecodedStore:
     def save(self, images: torch.Tensor) -> bool:
         """Write ``images`` atomically (True), unless they exceed the size limit or the folder cannot be written
         (False; the latter warns once per folder)."""
-        if images.numel() > _max_bytes():
+        if images.numel() > self.max_bytes:
             return False
         folder = self.path.parent
         try:
@@ -147,10 +149,12 @@ class DecodedStore:
 def store_for(signatures: list[tuple[str, int, int]], *, dataset: str, img_size: tuple[int, int],
               interpolation: str, folder: Path | None = None) -> DecodedStore | None:
     """The store of these files (``(path, size, mtime_ns)`` each) at this resize; None when the store is off or
-    a file could not be stat'ed (size -1). ``folder`` defaults to `default_store_dir`."""
+    a file could not be stat'ed (size -1). ``folder`` defaults to `default_store_dir`. A malformed
+    ``$CKDA_DECODED_CACHE_MAX`` raises ``ValueError`` naming it."""
     folder = default_store_dir() if folder is None else folder
     if folder is None or any(size < 0 for _, size, _ in signatures):
         return None
+    max_bytes = _max_bytes()
     height, width = int(img_size[0]), int(img_size[1])
     key = json.dumps({"dataset": dataset, "img_size": [height, width], "interpolation": interpolation,
                       "decoder": _decoder_versions(),
@@ -159,4 +163,4 @@ def store_for(signatures: list[tuple[str, int, int]], *, dataset: str, img_size:
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
     return DecodedStore(folder / f"{name}-{height}x{width}-{interpolation}-{digest}.pt", key=key,
-                        shape=(len(signatures), 3, height, width))
+                        shape=(len(signatures), 3, height, width), max_bytes=max_bytes)

@@ -266,12 +266,13 @@ def shared_memory_cache(paths: Sequence[str], *, dataset: str, img_size: tuple[i
     """The process's `MemoryImageCache` for these files at this resolution: an existing one while any dataset
     still uses it, else a new one, loaded from the on-disk store when it holds these files (`decoded_store`).
     Files are matched by path, size and modification time, so a file rewritten since is decoded again."""
-    key = (dataset, (int(img_size[0]), int(img_size[1])), interpolation,
-           tuple(_file_signature(str(p)) for p in paths))
+    size = (int(img_size[0]), int(img_size[1]))
+    signatures = tuple(_file_signature(str(p)) for p in paths)
+    key = (dataset, size, interpolation, signatures)
     with _SHARED_LOCK:
         cache = _SHARED.get(key)
         if cache is None:
-            cache = MemoryImageCache(paths, dataset=dataset, img_size=img_size, interpolation=interpolation)
-            cache.attach_store(store_for(list(key[3]), dataset=dataset, img_size=key[1], interpolation=interpolation))
+            cache = MemoryImageCache(paths, dataset=dataset, img_size=size, interpolation=interpolation)
+            cache.attach_store(store_for(list(signatures), dataset=dataset, img_size=size, interpolation=interpolation))
             _SHARED[key] = cache
         return cache
