@@ -6,7 +6,7 @@ eval_dataset, protocol, trial, metric); ``train_time_s`` and ``memory_bytes/*`` 
 machine, not the model). Exit status 1 when any compared pair differs or a run is missing on one side.
 
     python benchmarks/compare_runs.py results/default /tmp/y/runs/default --seeds 0
-    python benchmarks/compare_runs.py results/prompted_baselines/default_5seeds results/default --methods ckda l2p
+    python benchmarks/compare_runs.py results/experiments/prompted_baselines/default_5seeds results/default --methods ckda l2p
     python benchmarks/compare_runs.py OLD/ckda[no_msp+...] NEW/finetune        # method folders: one pair of methods
 """
 from __future__ import annotations
