@@ -18,16 +18,14 @@ DataLoader workers decoded it (the batch is augmented in the main process; see `
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from . import batch_ops
+from .augment_config import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig
 from .sample import INFRARED
-
-if TYPE_CHECKING:
-    from .transforms import AugmentConfig
 
 __all__ = ["BatchEvalTransform", "BatchTrainAugment", "TrainAugmentParams"]
 
@@ -75,8 +73,6 @@ class _Normalise:
     """ImageNet mean / std as float32 tensors."""
 
     def __init__(self) -> None:
-        from .transforms import IMAGENET_MEAN, IMAGENET_STD
-
         self.mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)
         self.std = torch.tensor(IMAGENET_STD, dtype=torch.float32)
 

@@ -5,7 +5,8 @@ A pool of M prompts, each L_p learnable tokens of width D, with one learnable ke
 CLS feature of a forward *without* prompts (`ViTReID.query_feature`: no gradient, dropout off); the N prompts whose
 keys are most cosine-similar to the query are concatenated into N * L_p extra tokens and inserted after the CLS
 token (`ViTReID.forward_features(extra_tokens=...)`). The surrogate loss pulls the selected keys towards their
-queries: ``L_pull = mean_b sum_{k in top-N(b)} (1 - cos(q_b, key_k))``.
+queries: ``L_pull = mean_b sum_{k in top-N(b)} (1 - cos(q_b, key_k))``. The model only records what it selected
+for which query (`pop_selection`); the L2P plugin computes the loss (`losses/l2p.py`).
 
 What was adapted for VI-ReID: (i) the feature that leaves the model is the BNNeck'd CLS token used for retrieval, not
 the average of the prompt-token outputs fed to a classifier (L2P's "prompt head"); (ii) the query includes the
@@ -21,8 +22,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from ckda_avalanche.losses.l2p import key_pull_loss
 
 from .output import ReIDOutput
 from .vit_reid import ViTReID
@@ -53,7 +52,7 @@ class PromptPoolConfig:
 
 
 class PromptPool(nn.Module):
-    """M prompts (M, L_p, D) with keys (M, D); `select` returns top-N indices and the key-pull loss."""
+    """M prompts (M, L_p, D) with keys (M, D); `select` returns the top-N prompt indices per query."""
 
     def __init__(self, *, embed_dim: int, config: PromptPoolConfig) -> None:
         super().__init__()
@@ -63,13 +62,12 @@ class PromptPool(nn.Module):
         nn.init.uniform_(self.prompts, -config.init_range, config.init_range)
         nn.init.uniform_(self.keys, -config.init_range, config.init_range)
 
-    def select(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(indices (B, N), pull loss scalar) for queries (B, D); the query carries no gradient, the keys do."""
+    def select(self, query: torch.Tensor) -> torch.Tensor:
+        """Indices (B, N) of the N keys most cosine-similar to each query (B, D); no gradient flows through them."""
         if query.ndim != 2 or query.shape[1] != self.keys.shape[1]:
             raise ValueError(f"PromptPool.select: query must be (B, {self.keys.shape[1]}), got {tuple(query.shape)}")
         cos = F.normalize(query.detach(), dim=1) @ F.normalize(self.keys, dim=1).t()  # (B, M)
-        idx = cos.topk(self.config.top_n, dim=1).indices
-        return idx, key_pull_loss(query, self.keys, idx)
+        return cos.topk(self.config.top_n, dim=1).indices
 
     def tokens(self, indices: torch.Tensor) -> torch.Tensor:
         """Selected prompts as extra tokens (B, N * L_p, D)."""
@@ -80,16 +78,17 @@ class PromptPool(nn.Module):
 class PromptPoolReIDModel(nn.Module):
     """`ViTReID` + `PromptPool`, honouring the model contract of docs/ARCHITECTURE.md.
 
-    `forward(x, modality)` matches prompts for every call (train and eval). The key-pull loss of the latest
-    training forward is kept in `last_pull_loss` for the L2P plugin, which reads and clears it every iteration
-    (`pop_pull_loss`); nothing is kept in eval mode, so a deep copy between iterations holds no graph.
+    `forward(x, modality)` matches prompts for every call (train and eval). The queries and selected indices of the
+    latest training forward are kept in `last_selection` for the L2P plugin, which reads and clears them every
+    iteration (`pop_selection`) and computes the key-pull loss from them; nothing is kept in eval mode, and the
+    query carries no graph, so a deep copy between iterations holds none.
     """
 
     def __init__(self, *, base: ViTReID, config: PromptPoolConfig) -> None:
         super().__init__()
         self.base = base
         self.pool = PromptPool(embed_dim=base.embed_dim, config=config)
-        self.last_pull_loss: torch.Tensor | None = None
+        self.last_selection: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # --- contract delegation -----------------------------------------------------------------------------------
     @property
@@ -125,15 +124,17 @@ class PromptPoolReIDModel(nn.Module):
         """The frozen-path query of the wrapped model (no prompts, no gradient)."""
         return self.base.query_feature(x, modality)
 
-    def pool_tokens(self, x: torch.Tensor, modality: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(extra tokens (B, N*L_p, D), pull loss) for a batch."""
-        idx, pull = self.pool.select(self.base.query_feature(x, modality))
-        return self.pool.tokens(idx), pull
+    def pool_tokens(self, x: torch.Tensor, modality: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(extra tokens (B, N*L_p, D), queries (B, D), selected indices (B, N)) for a batch."""
+        query = self.base.query_feature(x, modality)
+        idx = self.pool.select(query)
+        return self.pool.tokens(idx), query, idx
 
     def forward_features(self, x: torch.Tensor, modality: torch.Tensor | None = None, *,
                          extra_tokens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(f, P) with the pool's prompts selected for `x` (plus any `extra_tokens` given, appended after them)."""
-        tokens, _ = self.pool_tokens(x, modality)
+        tokens, _, _ = self.pool_tokens(x, modality)
         if extra_tokens is not None:
             tokens = torch.cat([tokens, extra_tokens], dim=1)
         return self.base.forward_features(x, modality, extra_tokens=tokens)
@@ -143,13 +144,13 @@ class PromptPoolReIDModel(nn.Module):
         return self.base.forward_head(feat)
 
     def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> ReIDOutput | torch.Tensor:
-        """Train: `ReIDOutput` (pull loss stored in `last_pull_loss`); eval: L2-normalised retrieval feature."""
-        tokens, pull = self.pool_tokens(x, modality)
+        """Train: `ReIDOutput` (selection kept in `last_selection`); eval: L2-normalised retrieval feature."""
+        tokens, query, idx = self.pool_tokens(x, modality)
         out = self.base(x, modality, extra_tokens=tokens)
-        self.last_pull_loss = pull if self.training else None
+        self.last_selection = (query.detach(), idx) if self.training else None
         return out
 
-    def pop_pull_loss(self) -> torch.Tensor | None:
-        """The key-pull loss of the latest training forward (then forgotten)."""
-        pull, self.last_pull_loss = self.last_pull_loss, None
-        return pull
+    def pop_selection(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(queries (B, D), selected indices (B, N)) of the latest training forward (then forgotten)."""
+        selection, self.last_selection = self.last_selection, None
+        return selection

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from avalanche.core import SupervisedPlugin
 
+from ckda_avalanche.losses.l2p import key_pull_loss
 from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.models.prompt_pool import PromptPoolConfig, PromptPoolReIDModel
 
@@ -89,9 +90,12 @@ class L2PPlugin(SupervisedPlugin):
         apply_trainable(self._pool_model(strategy), self.config.trainable)
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        pull = self._pool_model(strategy).pop_pull_loss()
-        if pull is None:
-            raise RuntimeError("L2PPlugin: the training forward left no key-pull loss")
+        model = self._pool_model(strategy)
+        selection = model.pop_selection()
+        if selection is None:
+            raise RuntimeError("L2PPlugin: the training forward left no prompt selection")
+        query, selected = selection
+        pull = key_pull_loss(query, model.pool.keys, selected)
         self.last_pull = float(pull.detach())
         strategy.loss += self.config.pull_weight * pull
 
