@@ -224,7 +224,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ckda_avalanche.runner.config import ALL_METHODS
+    from ckda_avalanche.strategies.registry import registered_methods
 
     parser = argparse.ArgumentParser(prog="ckda", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", type=_methods, default=_methods("all"),
                      help="comma-separated methods, variants such as 'ckda[no_cka+no_merge]' (quote: [ ] are glob "
                           "characters), or the shorthands all (default), ablations, quirks; methods: "
-                          + ", ".join(ALL_METHODS))
+                          + ", ".join(registered_methods()))
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds, integers >= 0 (default: 0)")
     run.add_argument("--preset", default="cpu", help="run preset: cpu (default), paper or test")
     run.add_argument("--config", help="YAML/JSON file overriding RunConfig fields (nested: train, method_overrides)")

@@ -26,6 +26,11 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
+def _cuda_devices(model: nn.Module) -> list[int]:
+    """CUDA device indices holding ``model``'s parameters (for `torch.random.fork_rng`)."""
+    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+
+
 def module_bytes(module: nn.Module) -> int:
     """Bytes held by a module's parameters and buffers."""
     tensors = list(module.parameters()) + list(module.buffers())
@@ -56,8 +61,12 @@ class OldModelKeeper:
         """The kept copy, first rebuilding it from a loaded state dict (architecture taken from ``template``)."""
         if self._pending is not None:
             clone = copy.deepcopy(template)
-            if hasattr(clone, "reset_classifier"):
-                clone.reset_classifier(_classifier_size(self._pending))
+            # A new classifier draws its initial weights from the global RNG, which the session was just seeded
+            # with; they are overwritten by the loaded state at once, so draw them from a forked RNG: a resumed
+            # run must consume the same random numbers as an uninterrupted one.
+            with torch.random.fork_rng(devices=_cuda_devices(template)):
+                if hasattr(clone, "reset_classifier"):
+                    clone.reset_classifier(_classifier_size(self._pending))
             clone.load_state_dict(self._pending)
             self.model = frozen_copy(clone)
             self._pending = None

@@ -39,31 +39,44 @@ from .tidy_data import RunScores, Sources, load_tidy, run_scores  # noqa: E402
 __all__ = ["KNOWN_METHOD_COLORS", "KNOWN_VARIANT_COLORS", "method_color", "plot_runs"]
 
 KNOWN_METHOD_COLORS: dict[str, str] = {
-    "ckda": "#d62728", "naive": "#7f7f7f", "finetune": "#7f7f7f", "joint": "#000000", "lwf": "#1f77b4",
-    "ewc": "#ff7f0e", "si": "#bcbd22", "lfl": "#17becf", "replay": "#2ca02c", "gdumb": "#8c564b",
-    "agem": "#9467bd", "gem": "#e377c2", "cumulative": "#393b79", "l2p": "#637939", "pcl": "#843c39",
+    "naive": "#7f7f7f", "si": "#bcbd22", "lfl": "#17becf", "gdumb": "#8c564b", "agem": "#9467bd", "gem": "#e377c2",
+    "cumulative": "#393b79", "pcl": "#843c39",
 }
-"""Fixed colours of the methods this project ships (lower-case names)."""
+"""Fixed colours of Avalanche's own strategies, for runs logged from a plain Avalanche loop (lower-case names). The
+package's methods, and methods installed through the ``ckda_avalanche.methods`` entry points, take the colour they
+were registered with (`ckda_avalanche.strategies.registry`)."""
 
 KNOWN_VARIANT_COLORS: dict[str, str] = {
-    "lstkc": "#756bb1", "dkp": "#8c6d31",
-    # `ckda ablate` (spec section 8; runner.variants.ABLATION_METHODS): model ablations blue/purple, losses red/yellow
+    # `ckda ablate` (docs/method.md §8; runner.variants.ABLATION_METHODS): model ablations blue/purple, losses red/yellow
     "ckda[no_msp]": "#5254a3", "ckda[no_mcp]": "#6b6ecf", "ckda[no_mcp_instance_norm]": "#9c9ede",
     "ckda[no_mcp_gates]": "#7b4173", "ckda[no_modality_embedding]": "#a55194",
     "ckda[no_prompt_consistency]": "#ce6dbd", "ckda[inter_only]": "#d6616b", "ckda[intra_only]": "#e7969c",
     "ckda[no_cka]": "#ad494a", "ckda[no_merge]": "#bd9e39", "ckda[no_centre]": "#e7ba52", "ckda[finetune]": "#8ca252",
-    # the quirks of spec section 7 (runner.variants.QUIRK_METHODS)
+    # the quirks of docs/method.md §7 (runner.variants.QUIRK_METHODS)
     "ckda[quirk_a]": "#b5cf6b", "ckda[quirk_b]": "#cedb9c", "ckda[quirk_c]": "#e7cb94", "ckda[quirks]": "#de9ed6",
 }
-"""Fixed, mutually distinct colours of the other shipped methods and of the shipped CKDA variants (ablations and
-quirks); any other name (e.g. ``ewc[ewc_lambda=100]``) gets a stable hash colour."""
+"""Fixed, mutually distinct colours of the shipped CKDA variants (ablations and quirks); any other name (e.g.
+``ewc[ewc_lambda=100]``) gets a stable hash colour."""
+
+
+def _registered_colour(method: str) -> str | None:
+    """The colour ``method`` was registered with, if it is a registered method's plain name."""
+    from ckda_avalanche.strategies.registry import MethodRegistryError, get_method
+
+    try:
+        return get_method(method).colour
+    except MethodRegistryError:
+        return None
+
 
 _FALLBACK = plt.get_cmap("tab20b").colors
 
 
 def method_color(method: str) -> str:
-    """Colour of ``method`` in every figure: a fixed colour for known methods, else a stable hash into tab20b."""
-    known = KNOWN_METHOD_COLORS.get(method.lower(), KNOWN_VARIANT_COLORS.get(method.lower()))
+    """Colour of ``method`` in every figure: its registered colour, a fixed colour for the shipped variants and
+    Avalanche's strategies, else a stable hash into tab20b."""
+    key = method.lower()
+    known = KNOWN_VARIANT_COLORS.get(key) or KNOWN_METHOD_COLORS.get(key) or _registered_colour(key)
     if known is not None:
         return known
     r, g, b = _FALLBACK[zlib.crc32(method.encode("utf-8")) % len(_FALLBACK)][:3]

@@ -13,8 +13,6 @@ from ckda_avalanche.benchmarks.streams import DEFAULT_ORDER
 from ckda_avalanche.runner.overrides import ConfigError
 from ckda_avalanche.strategies.config import TrainConfig
 
-ALL_METHODS: tuple[str, ...] = ("ckda", "finetune", "joint", "lwf", "ewc", "replay", "l2p", "lstkc", "dkp")
-"""Every method of the leaderboard, in display order."""
 
 
 @dataclass(frozen=True)

@@ -61,9 +61,9 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 
 def _shorthands() -> dict[str, tuple[str, ...]]:
-    from ckda_avalanche.runner.config import ALL_METHODS
+    from ckda_avalanche.strategies.registry import registered_methods
 
-    return {"all": tuple(ALL_METHODS), "ablations": ABLATION_METHODS, "quirks": QUIRK_METHODS}
+    return {"all": registered_methods(), "ablations": ABLATION_METHODS, "quirks": QUIRK_METHODS}
 
 
 SHORTHANDS: tuple[str, ...] = ("all", "ablations", "quirks")

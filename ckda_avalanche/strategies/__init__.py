@@ -1,58 +1,52 @@
-"""Strategies: `ReIDTemplate` (the shared Avalanche template) and the methods built on it.
+"""Strategies: `ReIDTemplate` (the shared Avalanche template), the methods built on it, and the method registry.
 
-`STRATEGIES` maps a method name to its strategy class; `METHOD_CONFIGS` maps the names of methods that take a
-method config (keyword ``method=``) to that config's dataclass. Baselines append theirs.
+Each method is registered once (`registry.register_method`: its name, strategy, config dataclass and plot colour);
+`STRATEGIES` (name -> strategy class) and `METHOD_CONFIGS` (name -> config dataclass, for methods that take one) are
+read-only views of the registry, which also holds the methods that installed distributions add through the
+``ckda_avalanche.methods`` entry-point group.
 """
+from ckda_avalanche.plugins.dkp import DKPConfig
+from ckda_avalanche.plugins.ewc import EWCConfig
+from ckda_avalanche.plugins.l2p import L2PConfig
+from ckda_avalanche.plugins.lstkc import LSTKCConfig
+from ckda_avalanche.plugins.lwf import LwFConfig
+from ckda_avalanche.plugins.replay import ReplayConfig
 from ckda_avalanche.strategies.base import ReIDTemplate, resolve_device, silent_evaluator
 from ckda_avalanche.strategies.ckda import CKDA
 from ckda_avalanche.strategies.ckda_config import ABLATION_FLAGS, CKDA_ABLATIONS, CKDA_PAPER, CKDAConfig
 from ckda_avalanche.strategies.config import TrainConfig
+from ckda_avalanche.strategies.dkp import DKP
+from ckda_avalanche.strategies.ewc import EWC
 from ckda_avalanche.strategies.finetune import FineTune, FineTuneConfig
+from ckda_avalanche.strategies.joint import Joint, JointConfig
+from ckda_avalanche.strategies.l2p import L2P
+from ckda_avalanche.strategies.lstkc import LSTKC
+from ckda_avalanche.strategies.lwf import LwF
+from ckda_avalanche.strategies.method_strategy import MethodStrategy
+from ckda_avalanche.strategies.registry import (MethodRegistryError, MethodSpec, get_method, method_configs,
+                                                 register_method, registered_methods, strategies)
+from ckda_avalanche.strategies.replay import Replay
 
-STRATEGIES: dict[str, type] = {
-    "ckda": CKDA,
-    "finetune": FineTune,
-}
+# The package's methods, in the order of `--methods all` and of the default board. Colours: fixed and distinct.
+register_method("ckda", strategy=CKDA, config=CKDAConfig, colour="#d62728")
+register_method("finetune", strategy=FineTune, config=FineTuneConfig, colour="#7f7f7f")
+register_method("joint", strategy=Joint, config=JointConfig, colour="#000000", upper_bound=True)
+register_method("lwf", strategy=LwF, config=LwFConfig, colour="#1f77b4")
+register_method("ewc", strategy=EWC, config=EWCConfig, colour="#ff7f0e")
+register_method("replay", strategy=Replay, config=ReplayConfig, colour="#2ca02c")
+register_method("l2p", strategy=L2P, config=L2PConfig, colour="#637939")
+register_method("lstkc", strategy=LSTKC, config=LSTKCConfig, colour="#756bb1")
+register_method("dkp", strategy=DKP, config=DKPConfig, colour="#8c6d31")
 
-METHOD_CONFIGS: dict[str, type] = {
-    "ckda": CKDAConfig,
-    "finetune": FineTuneConfig,
-}
+STRATEGIES = strategies()
+"""name -> strategy class of every registered method (a read-only view of the registry)."""
+METHOD_CONFIGS = method_configs()
+"""name -> config dataclass of every registered method that takes one (a read-only view of the registry)."""
 
 __all__ = [
-    "ABLATION_FLAGS",
-    "CKDA",
-    "CKDAConfig",
-    "CKDA_ABLATIONS",
-    "CKDA_PAPER",
-    "FineTune",
-    "FineTuneConfig",
-    "METHOD_CONFIGS",
-    "ReIDTemplate",
-    "STRATEGIES",
-    "TrainConfig",
-    "resolve_device",
-    "silent_evaluator",
+    "ABLATION_FLAGS", "CKDA", "CKDAConfig", "CKDA_ABLATIONS", "CKDA_PAPER", "DKP", "DKPConfig", "EWC", "EWCConfig",
+    "FineTune", "FineTuneConfig", "Joint", "JointConfig", "L2P", "L2PConfig", "LSTKC", "LSTKCConfig", "LwF",
+    "LwFConfig", "METHOD_CONFIGS", "MethodRegistryError", "MethodSpec", "MethodStrategy", "ReIDTemplate", "Replay",
+    "ReplayConfig", "STRATEGIES", "TrainConfig", "get_method", "register_method", "registered_methods",
+    "resolve_device", "silent_evaluator",
 ]
-
-# Baselines (same backbone, streams, sampler, base criterion and metrics as CKDA, without CKDA's pixel prompters
-# unless their config's `pixel_prompts` asks for them; see each module's docstring).
-from ckda_avalanche.plugins.dkp import DKPConfig  # noqa: E402
-from ckda_avalanche.plugins.ewc import EWCConfig  # noqa: E402
-from ckda_avalanche.plugins.l2p import L2PConfig  # noqa: E402
-from ckda_avalanche.plugins.lstkc import LSTKCConfig  # noqa: E402
-from ckda_avalanche.plugins.lwf import LwFConfig  # noqa: E402
-from ckda_avalanche.plugins.replay import ReplayConfig  # noqa: E402
-from ckda_avalanche.strategies.dkp import DKP  # noqa: E402
-from ckda_avalanche.strategies.ewc import EWC  # noqa: E402
-from ckda_avalanche.strategies.joint import Joint, JointConfig  # noqa: E402
-from ckda_avalanche.strategies.l2p import L2P  # noqa: E402
-from ckda_avalanche.strategies.lstkc import LSTKC  # noqa: E402
-from ckda_avalanche.strategies.lwf import LwF  # noqa: E402
-from ckda_avalanche.strategies.replay import Replay  # noqa: E402
-
-STRATEGIES.update({"joint": Joint, "lwf": LwF, "ewc": EWC, "replay": Replay, "l2p": L2P, "lstkc": LSTKC, "dkp": DKP})
-METHOD_CONFIGS.update({"joint": JointConfig, "lwf": LwFConfig, "ewc": EWCConfig, "replay": ReplayConfig,
-                       "l2p": L2PConfig, "lstkc": LSTKCConfig, "dkp": DKPConfig})
-__all__ += ["DKP", "DKPConfig", "EWC", "EWCConfig", "Joint", "JointConfig", "L2P", "L2PConfig", "LSTKC",
-            "LSTKCConfig", "LwF", "LwFConfig", "Replay", "ReplayConfig"]

@@ -15,7 +15,7 @@ from ckda_avalanche.runner.variants import (
     split_method,
 )
 from ckda_avalanche.strategies import (
-    STRATEGIES, CKDAConfig, EWCConfig, FineTune, FineTuneConfig, JointConfig, LwFConfig,
+    CKDAConfig, EWCConfig, FineTune, FineTuneConfig, JointConfig, LwFConfig,
 )
 
 # Spec section 8 (shared/ckda_method.md), written out by hand: each ablation and what it must change in CKDAConfig.
@@ -118,7 +118,10 @@ def test_bad_variants_name_the_method_and_field(name, words):
 
 
 def test_a_registered_method_without_config_has_no_variants(monkeypatch):
-    monkeypatch.setitem(STRATEGIES, "plainloop", FineTune)  # a user's strategy registered without a config
+    from ckda_avalanche.strategies import registry
+
+    # a user's strategy registered without a config
+    monkeypatch.setitem(registry._REGISTRY, "plainloop", registry.MethodSpec("plainloop", FineTune, None))
     assert resolve_method("plainloop").config is None
     with pytest.raises(ConfigError, match=r"'plainloop' has no config dataclass, so it has no variants"):
         resolve_method("plainloop[pixel_prompts]")
@@ -173,9 +176,9 @@ def test_bad_variant_is_a_one_line_cli_error_before_any_work(tmp_path, capsys):
 
 def test_shipped_variant_colours_are_distinct():
     from ckda_avalanche.reporting.plots import method_color
-    from ckda_avalanche.runner.config import ALL_METHODS
+    from ckda_avalanche.strategies import registered_methods
 
-    shipped = list(dict.fromkeys([*ALL_METHODS, *ABLATION_METHODS, *QUIRK_METHODS]))
+    shipped = list(dict.fromkeys([*registered_methods(), *ABLATION_METHODS, *QUIRK_METHODS]))
     assert len({method_color(m) for m in shipped}) == len(shipped)
     other = "ewc[ewc_lambda=100]"  # not shipped: a stable hash colour (zlib.crc32, not Python's salted hash)
     assert method_color(other) == method_color(other) != method_color("ewc")
