@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ckda_avalanche.plugins.roles import TeacherRole, WeightMergeRole
+
 __all__ = ["AVALANCHE_INCOMPATIBLE", "check_identity_head", "check_plain_strategy", "check_plugin_list",
            "check_plugin_order", "incompatible_plugins"]
 
@@ -73,20 +75,17 @@ def incompatible_plugins(plugins: Sequence[Any]) -> list[str]:
 
 def check_plugin_order(plugins: Sequence[Any]) -> None:
     """Raise ``ValueError`` unless merge -> teacher -> the teacher's users, with every used teacher in the list."""
-    from ckda_avalanche.plugins.teacher import TeacherPlugin
-    from ckda_avalanche.plugins.weight_merge import WeightMergePlugin
-
     plugins = list(plugins)
     order = ("order them WeightMergePlugin, TeacherPlugin, then PromptConsistencyPlugin / CKAPlugin, since the "
              "teacher and the prototypes must come from the MERGED model")
-    teachers = [i for i, p in enumerate(plugins) if isinstance(p, TeacherPlugin)]
-    merges = [i for i, p in enumerate(plugins) if isinstance(p, WeightMergePlugin)]
+    teachers = [i for i, p in enumerate(plugins) if isinstance(p, TeacherRole)]
+    merges = [i for i, p in enumerate(plugins) if isinstance(p, WeightMergeRole)]
     if teachers and merges and min(teachers) < max(merges):
         raise ValueError(f"plugins: TeacherPlugin (plugins[{min(teachers)}]) comes before WeightMergePlugin "
                          f"(plugins[{max(merges)}]); {order}")
     for i, plugin in enumerate(plugins):
         teacher = getattr(plugin, "teacher", None)
-        if isinstance(plugin, WeightMergePlugin) or not isinstance(teacher, TeacherPlugin):
+        if isinstance(plugin, WeightMergeRole) or not isinstance(teacher, TeacherRole):
             continue
         where = next((j for j, p in enumerate(plugins) if p is teacher), None)
         name = type(plugin).__name__
@@ -110,9 +109,8 @@ def check_identity_head(strategy: Any) -> None:
     """Raise ``ValueError`` when a plain Avalanche strategy would train a classifier-less model with `ReIDCriterion`
     (identity loss weight > 0): the identity loss would be missing. `ReIDTemplate` sizes the classifier itself."""
     from ckda_avalanche.losses.reid_criterion import ReIDCriterion
-    from ckda_avalanche.strategies.base import ReIDTemplate
 
-    if isinstance(strategy, ReIDTemplate):
+    if getattr(strategy, "sizes_classifier_per_session", False):  # `ReIDTemplate` and its methods
         return
     criterion = getattr(strategy, "_criterion", None)
     num_classes = getattr(strategy.model, "num_classes", None)

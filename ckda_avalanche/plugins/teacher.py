@@ -19,6 +19,9 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
+from ckda_avalanche.plugins.checks import check_plugin_order
+from ckda_avalanche.plugins.roles import TeacherRole, WeightMergeRole
+
 __all__ = ["TeacherOutputs", "TeacherPlugin", "check_merged_before"]
 
 
@@ -33,17 +36,15 @@ class TeacherOutputs(NamedTuple):
 
 def check_merged_before(strategy: Any, who: str) -> None:
     """Raise unless every `WeightMergePlugin` of ``strategy`` has already merged this session."""
-    from ckda_avalanche.plugins.weight_merge import WeightMergePlugin
-
     for plugin in strategy.plugins:
-        if isinstance(plugin, WeightMergePlugin) and plugin.pending:
+        if isinstance(plugin, WeightMergeRole) and plugin.pending:
             raise RuntimeError(
                 f"{who} ran before WeightMergePlugin at the end of the session: put WeightMergePlugin before {who} in "
                 "the plugin list, since the teacher and the prototypes must be built from the MERGED model"
             )
 
 
-class TeacherPlugin(SupervisedPlugin):
+class TeacherPlugin(TeacherRole, SupervisedPlugin):
     """Keeps a frozen deep copy of the (merged) model taken at the end of each training session."""
 
     def __init__(self) -> None:
@@ -92,8 +93,6 @@ class TeacherPlugin(SupervisedPlugin):
 
     # ------------------------------------------------------------------ hooks
     def before_training(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        from ckda_avalanche.plugins.checks import check_plugin_order
-
         check_plugin_order(strategy.plugins)  # before any training, not at the end of session 1
 
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:

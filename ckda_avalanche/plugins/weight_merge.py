@@ -19,6 +19,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
+from ckda_avalanche.plugins.roles import WeightMergeRole
 from ckda_avalanche.plugins.teacher import TeacherPlugin
 
 __all__ = ["WeightMergePlugin", "merge_state_into"]
@@ -46,7 +47,7 @@ def merge_state_into(model: nn.Module, previous: Mapping[str, torch.Tensor], *, 
     return merged
 
 
-class WeightMergePlugin(SupervisedPlugin):
+class WeightMergePlugin(WeightMergeRole, SupervisedPlugin):
     """Merges the trained model with the previous session's merged weights at the end of every session."""
 
     def __init__(self, *, lam: float = 0.7, teacher: TeacherPlugin | None = None,

@@ -20,7 +20,7 @@ It adapts Avalanche's `SupervisedTemplate` to lifelong VI-ReID as CKDA (Cui, Zho
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from avalanche.core import BasePlugin
@@ -75,6 +75,9 @@ def tensor_bytes(tensors: Any) -> int:
 
 class ReIDTemplate(SupervisedTemplate):
     """Supervised template for lifelong VI-ReID streams (minibatch ``(image, pid, camid, modality, task)``)."""
+
+    sizes_classifier_per_session: ClassVar[bool] = True
+    """It creates a classifier over each session's identities itself (`plugins.checks.check_identity_head`)."""
 
     def __init__(
         self,
