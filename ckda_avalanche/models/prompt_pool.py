@@ -13,7 +13,7 @@ the average of the prompt-token outputs fed to a classifier (L2P's "prompt head"
 modality embedding, so visible and infrared images may select different prompts; (iii) L2P's optional
 batch-wise prompt selection / frequency penalty are not implemented (the paper's default selection is per sample).
 Avalanche's `LearningToPrompt` could not be reused: with timm 1.0.31 it fails, hard-codes a 768-wide head and 224x224
-input, and keeps a second frozen ViT (see docs/avalanche_notes).
+input, and keeps a second frozen ViT (see docs/avalanche_notes.md).
 """
 from __future__ import annotations
 
