@@ -8,14 +8,19 @@ every image of its file list it is written here, and a later process with the sa
 - **Where**: ``$CKDA_DECODED_CACHE`` (a folder, or ``off``); by default ``$XDG_CACHE_HOME/ckda_avalanche/decoded``
   (``~/.cache/...``), like timm's and torch's caches. Files larger than ``$CKDA_DECODED_CACHE_MAX`` bytes (default
   `DEFAULT_MAX_BYTES`; suffixes K, M, G) are not written: at 256x128 a large dataset is gigabytes.
-- **Key**: the dataset name, the resize (size, interpolation), each file's absolute path, size and modification
-  time, and the versions of the decoding stack (Pillow, torch, torchvision, `STORE_VERSION`). A rewritten file or an
+- **Key**: the dataset name, the resize (size, interpolation), each file's absolute path and a digest of its bytes
+  (`file_integrity.content_digest`, BLAKE2b, hashed once per process and again whenever the file's identity
+  changes), and the versions of the decoding stack (Pillow, torch, torchvision, `STORE_VERSION`). A file whose
+  content changed in any way (rewritten, swapped with another by ``mv``, copied over with its old times) or an
   upgraded decoder gives another key, so a stored tensor is always what decoding gives now; results never depend on
-  the store (``tests/benchmarks/test_decoded_store.py`` checks equality byte for byte).
+  the store (``tests/benchmarks/test_decoded_store.py`` checks equality byte for byte). Before a decoded cache is
+  written the digests are taken again (one ``stat`` per unchanged file): files that changed while they were being
+  decoded are not stored.
 - **Safety**: files are written atomically (temporary file, then ``os.replace``), so concurrent runs never read a
-  half-written store. A store that cannot be read, or whose key or shape differs, is reported by a
-  `DecodedStoreWarning` naming the file and decoded again (then rewritten); a folder that cannot be written is
-  reported once and the run goes on without the store.
+  half-written store. Every store file carries checksums (the CRC-32 of each record of the ``torch.save`` archive),
+  verified before it is loaded. A store file that is damaged, cannot be read, or whose key or shape differs, is
+  reported by a one-line `DecodedStoreWarning` naming the file and decoded again (then rewritten); a folder that
+  cannot be written is reported once and the run goes on without the store.
 """
 from __future__ import annotations
 
@@ -26,9 +31,13 @@ import re
 import tempfile
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from .byte_sizes import parse_bytes
+from .file_integrity import content_digests, torch_file_problem
 
 __all__ = [
     "DEFAULT_MAX_BYTES", "DIR_ENV", "MAX_ENV", "STORE_VERSION", "DecodedStore", "DecodedStoreWarning",
@@ -41,8 +50,8 @@ MAX_ENV = "CKDA_DECODED_CACHE_MAX"
 """Environment variable: the largest store file written, in bytes (suffixes K, M, G, T are powers of 1024)."""
 DEFAULT_MAX_BYTES = 1024**3
 """Largest store file written by default (1 GiB): the synthetic benchmark's largest is about 4 MiB."""
-STORE_VERSION = 1
-"""Bumped whenever the decode stage (`image_store.decode_resized`) changes what it returns."""
+STORE_VERSION = 2
+"""Bumped whenever the decode stage (`image_store.decode_resized`) or the key changes (2: files keyed by content)."""
 
 
 class DecodedStoreWarning(UserWarning):
@@ -61,10 +70,8 @@ def default_store_dir() -> Path | None:
 
 
 def _max_bytes() -> int:
-    from .image_store import _parse_bytes  # the data cache's own byte-size parser
-
     text = os.environ.get(MAX_ENV)
-    return _parse_bytes(text, f"${MAX_ENV}") if text else DEFAULT_MAX_BYTES
+    return parse_bytes(text, f"${MAX_ENV}") if text else DEFAULT_MAX_BYTES
 
 
 def _decoder_versions() -> dict[str, str]:
@@ -82,7 +89,8 @@ _warn_lock = threading.Lock()
 class DecodedStore:
     """One file list's stored images: ``load()`` (None when absent or unusable) and ``save(images)``."""
 
-    def __init__(self, path: Path, *, key: str, shape: tuple[int, ...], max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, path: Path, *, key: str, shape: tuple[int, ...], max_bytes: int = DEFAULT_MAX_BYTES,
+                 files: Sequence[tuple[str, str]] = ()) -> None:
         self.path = path
         """The store file."""
         self.key = key
@@ -91,14 +99,18 @@ class DecodedStore:
         """The expected ``(N, 3, H, W)`` of the stored uint8 tensor."""
         self.max_bytes = max_bytes
         """Images larger than this many bytes are not written."""
+        self.files = tuple((str(p), str(d)) for p, d in files)
+        """(path, content digest) of every image the key was built from; checked again before a save."""
 
     def load(self) -> torch.Tensor | None:
         """The stored images, or None when there is no file; a file that does not match warns and gives None."""
         if not self.path.is_file():
             return None
         try:
-            saved = torch.load(self.path, map_location="cpu", weights_only=True)
-            problem = self._mismatch(saved)
+            problem = torch_file_problem(self.path)
+            if problem is None:
+                saved = torch.load(self.path, map_location="cpu", weights_only=True)
+                problem = self._mismatch(saved)
         except Exception as error:  # noqa: BLE001 - any unreadable file is decoded again, with its reason
             problem = f"cannot be read ({type(error).__name__}: {error})"
         if problem is not None:
@@ -123,6 +135,14 @@ class DecodedStore:
         (False; the latter warns once per folder)."""
         if images.numel() > self.max_bytes:
             return False
+        if self.files:
+            now = content_digests([p for p, _ in self.files])
+            changed = [p for (p, d), n in zip(self.files, now) if n != d]
+            if changed:
+                warnings.warn(f"decoded-image store {self.path}: not written, {len(changed)} image file(s) changed "
+                              f"while they were decoded (e.g. {changed[0]}); the next process decodes them again",
+                              DecodedStoreWarning, stacklevel=2)
+                return False
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -146,21 +166,22 @@ class DecodedStore:
         return True
 
 
-def store_for(signatures: list[tuple[str, int, int]], *, dataset: str, img_size: tuple[int, int],
+def store_for(files: Sequence[tuple[str, str | None]], *, dataset: str, img_size: tuple[int, int],
               interpolation: str, folder: Path | None = None) -> DecodedStore | None:
-    """The store of these files (``(path, size, mtime_ns)`` each) at this resize; None when the store is off or
-    a file could not be stat'ed (size -1). ``folder`` defaults to `default_store_dir`. A malformed
-    ``$CKDA_DECODED_CACHE_MAX`` raises ``ValueError`` naming it."""
+    """The store of these files (``(path, content digest)`` each, `file_integrity.content_digest`) at this resize;
+    None when the store is off or a file could not be read (digest None). ``folder`` defaults to
+    `default_store_dir`. A malformed ``$CKDA_DECODED_CACHE_MAX`` raises ``ValueError`` naming it."""
     folder = default_store_dir() if folder is None else folder
-    if folder is None or any(size < 0 for _, size, _ in signatures):
+    if folder is None or any(digest is None for _, digest in files):
         return None
     max_bytes = _max_bytes()
     height, width = int(img_size[0]), int(img_size[1])
     key = json.dumps({"dataset": dataset, "img_size": [height, width], "interpolation": interpolation,
                       "decoder": _decoder_versions(),
-                      "files": [[os.path.abspath(p), size, mtime] for p, size, mtime in signatures]},
+                      "files": [[os.path.abspath(p), digest] for p, digest in files]},
                      sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
     return DecodedStore(folder / f"{name}-{height}x{width}-{interpolation}-{digest}.pt", key=key,
-                        shape=(len(signatures), 3, height, width), max_bytes=max_bytes)
+                        shape=(len(files), 3, height, width), max_bytes=max_bytes,
+                        files=[(str(p), str(d)) for p, d in files])

@@ -30,9 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from .byte_sizes import format_bytes, parse_bytes
 from .datasets import load_image
 from .datasets.images import ImageDecodeError
 from .decoded_store import DecodedStore, store_for
+from .file_integrity import content_digests
 from .transforms import resize_image
 
 __all__ = [
@@ -53,6 +55,7 @@ LIMIT_ENV = "CKDA_DATA_CACHE_LIMIT"
 """Environment variable giving the default cache limit in bytes (suffixes K, M, G, T are powers of 1024)."""
 FALLBACK_LIMIT = 4 * 1024**3
 """Cache limit when the machine's memory cannot be read (4 GiB)."""
+_parse_bytes = parse_bytes  # the name this parser had here (byte_sizes.parse_bytes)
 
 
 class CacheLimitError(ValueError):
@@ -64,36 +67,11 @@ def cache_bytes(count: int, img_size: tuple[int, int]) -> int:
     return int(count) * 3 * int(img_size[0]) * int(img_size[1])
 
 
-def format_bytes(value: int) -> str:
-    """``1536 -> "1.5 KiB"`` (binary units, one decimal)."""
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
-            return f"{amount:.0f} B" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    raise AssertionError("unreachable")
-
-
-def _parse_bytes(text: str, where: str) -> int:
-    value = text.strip().upper().removesuffix("B").removesuffix("I")
-    factor = 1
-    if value and value[-1] in "KMGT":
-        factor = 1024 ** ("KMGT".index(value[-1]) + 1)
-        value = value[:-1]
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number >= 0:
-        raise ValueError(f"{where}: expected a number of bytes (e.g. 2000000000 or 2G), got {text!r}")
-    return int(number * factor)
-
-
 def default_cache_limit() -> int:
     """``$CKDA_DATA_CACHE_LIMIT`` if set, else a quarter of the machine's physical memory (4 GiB if unknown)."""
     text = os.environ.get(LIMIT_ENV)
     if text:
-        return _parse_bytes(text, f"${LIMIT_ENV}")
+        return parse_bytes(text, f"${LIMIT_ENV}")
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 4
     except (ValueError, OSError, AttributeError):
@@ -253,26 +231,19 @@ _SHARED: weakref.WeakValueDictionary[tuple, MemoryImageCache] = weakref.WeakValu
 _SHARED_LOCK = threading.Lock()
 
 
-def _file_signature(path: str) -> tuple[str, int, int]:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return path, -1, -1
-    return path, stat.st_size, stat.st_mtime_ns
-
-
 def shared_memory_cache(paths: Sequence[str], *, dataset: str, img_size: tuple[int, int],
                         interpolation: str) -> MemoryImageCache:
     """The process's `MemoryImageCache` for these files at this resolution: an existing one while any dataset
     still uses it, else a new one, loaded from the on-disk store when it holds these files (`decoded_store`).
-    Files are matched by path, size and modification time, so a file rewritten since is decoded again."""
+    Files are matched by path and content (`file_integrity.content_digest`: each file is hashed once per process,
+    and again whenever it is renamed, swapped, rewritten or touched), so a changed file is always decoded again."""
     size = (int(img_size[0]), int(img_size[1]))
-    signatures = tuple(_file_signature(str(p)) for p in paths)
-    key = (dataset, size, interpolation, signatures)
+    files = tuple(zip((str(p) for p in paths), content_digests([str(p) for p in paths])))
+    key = (dataset, size, interpolation, files)
     with _SHARED_LOCK:
         cache = _SHARED.get(key)
         if cache is None:
             cache = MemoryImageCache(paths, dataset=dataset, img_size=size, interpolation=interpolation)
-            cache.attach_store(store_for(list(signatures), dataset=dataset, img_size=size, interpolation=interpolation))
+            cache.attach_store(store_for(list(files), dataset=dataset, img_size=size, interpolation=interpolation))
             _SHARED[key] = cache
         return cache

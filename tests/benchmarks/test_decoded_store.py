@@ -3,7 +3,6 @@ it without decoding, byte for byte what decoding gives (expected images come fro
 transforms, not from the store); rewritten files, other decoders, broken or foreign store files and unwritable
 folders decode again, with a warning where something was ignored."""
 import gc
-import os
 import warnings
 
 import numpy as np
@@ -13,6 +12,7 @@ from PIL import Image
 
 from ckda_avalanche.benchmarks import decoded_store
 from ckda_avalanche.benchmarks.decoded_store import DecodedStoreWarning, default_store_dir, store_for
+from ckda_avalanche.benchmarks.file_integrity import content_digest
 from ckda_avalanche.benchmarks.image_store import MemoryImageCache, shared_memory_cache
 from ckda_avalanche.benchmarks.transforms import build_eval_transform
 
@@ -34,7 +34,7 @@ def _reference(path):
 
 
 def _signatures(paths):
-    return [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+    return [(p, content_digest(p)) for p in paths]
 
 
 def _cache(paths, folder):
@@ -77,7 +77,7 @@ def test_the_key_follows_files_resize_and_decoder_versions(tmp_path, monkeypatch
     others.append(store_for(_signatures(paths), dataset="RegDB", img_size=SIZE,
                             interpolation="bicubic", folder=tmp_path))
     assert len({o.path for o in others} | {store.path}) == len(others) + 1
-    missing = _signatures(paths)[:4] + [(str(tmp_path / "gone.png"), -1, -1)]
+    missing = _signatures(paths)[:4] + [(str(tmp_path / "gone.png"), content_digest(tmp_path / "gone.png"))]
     assert store_for(missing, dataset="RegDB", img_size=SIZE, interpolation="bicubic", folder=tmp_path) is None
 
 
@@ -135,7 +135,7 @@ def test_size_limit_and_unwritable_folder_skip_the_store(tmp_path, monkeypatch):
 def test_store_folder_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CKDA_DECODED_CACHE", "off")
     assert default_store_dir() is None
-    assert store_for([("a.png", 1, 1)], dataset="RegDB", img_size=SIZE, interpolation="bicubic") is None
+    assert store_for([("a.png", "0" * 32)], dataset="RegDB", img_size=SIZE, interpolation="bicubic") is None
     monkeypatch.setenv("CKDA_DECODED_CACHE", str(tmp_path / "mine"))
     assert default_store_dir() == tmp_path / "mine"
     monkeypatch.delenv("CKDA_DECODED_CACHE")
