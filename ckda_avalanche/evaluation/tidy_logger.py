@@ -22,7 +22,8 @@ Writes are append-only and flushed after every callback, so a crash loses nothin
 refuses a file that already holds rows (``mode="new"``, the default: a second run would mix its rows with another
 run's); ``mode="overwrite"`` starts the file afresh. On resume the runner calls `truncate_after_train_exp` (atomic
 rewrite) and starts a new `TidyCSVLogger` on the same file with ``mode="append"``, which checks the header and that
-every existing row belongs to the same run (run, method, seed, protocol).
+every existing row belongs to the same run (run, method, seed; rows of another protocol are that run re-scored by
+``ckda eval``).
 """
 from __future__ import annotations
 
@@ -108,8 +109,8 @@ class TidyCSVLogger(BaseLogger):
 
     Works side by side with ``InteractiveLogger`` / ``TensorBoardLogger``. Creates ``path`` with its header. A file
     that already holds rows is refused with ``mode="new"`` (default), started afresh with ``mode="overwrite"``, and
-    continued with ``mode="append"`` (resume: every existing row must belong to this run, i.e. the same run, method,
-    seed and protocol). Values of periodic evaluations inside ``train()`` are plain `MetricValue`s (see
+    continued with ``mode="append"`` (resume: every existing row must belong to this run, i.e. the same run, method
+    and seed; rows of another protocol are the run re-scored by ``ckda eval``). Values of periodic evaluations inside ``train()`` are plain `MetricValue`s (see
     `evaluation.metrics`) and are therefore not written.
     """
 
@@ -147,8 +148,8 @@ class TidyCSVLogger(BaseLogger):
                 f"{self.path} already holds {len(existing)} rows (run {first['run']!r}, method {first['method']!r}, "
                 f"seed {first['seed']}); a new run would mix its scores with them: write to another file, delete "
                 f"this one, or pass mode='overwrite' to start it afresh (mode='append' continues that same run)")
-        mine = ((existing["run"] == self.run) & (existing["method"] == self.method)
-                & (existing["seed"] == self.seed) & (existing["protocol"] == self.protocol))
+        # rows of other protocols are the same run re-scored by `ckda eval`: they live beside the training rows
+        mine = (existing["run"] == self.run) & (existing["method"] == self.method) & (existing["seed"] == self.seed)
         if not mine.all():
             other = existing[~mine].iloc[0]
             raise ValueError(

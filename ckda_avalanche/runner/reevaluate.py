@@ -32,12 +32,16 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ckda_avalanche.runner.config import RunConfig
+from ckda_avalanche.runner.data_record import DATA_JSON, data_changes, data_record
+from ckda_avalanche.runner.lock import RunLock
 from ckda_avalanche.runner.overrides import ConfigError, apply_overrides
+from ckda_avalanche.runner.run_state import format_changes, keep_rescored_rows
 from ckda_avalanche.runner.session_models import kept_sessions, load_model_weights, load_session_model
 
 __all__ = ["MergeCounts", "RescoreConflictError", "SavedRun", "eval_datasets", "find_run_dirs", "load_saved_run",
@@ -189,7 +193,11 @@ def rescore_run(saved: SavedRun, benchmark: Any, *, protocol: str, tested: Seque
         strategy = STRATEGIES[saved.base](**kwargs)
         experiences = [benchmark.test_stream[names.index(d)] for d in tested]
         for session in wanted:
-            load_model_weights(strategy.model, load_session_model(saved.run_dir, session))
+            try:
+                kept = load_session_model(saved.run_dir, session)
+            except (OSError, ValueError) as exc:  # missing or damaged file: one line naming it
+                raise ConfigError(str(exc)) from None
+            load_model_weights(strategy.model, kept)
             strategy.model.to(strategy.device)
             strategy.clock.train_exp_counter = session
             state = metric.state_dict()  # as after training session k: dataset d learned in session d + 1
@@ -283,13 +291,46 @@ def reevaluate(paths: Sequence[str | os.PathLike[str]], *, protocol: str, datase
     ``datasets``: the test datasets (None: each run's own, see `eval_datasets`); ``data_root(run_config)``: the
     folder holding the datasets for that run (the CLI generates synthetic data there). Every run is checked
     (config, kept sessions, datasets) before the first one is scored. Streams are built once per distinct
-    (root, datasets, image size, data quirks). ``report`` gets one line per run.
+    (root, datasets, image size, data quirks). ``report`` gets one line per run. Each run's output folder
+    (``OUT`` of ``OUT/<method>/seed<k>``) is locked like ``ckda run`` locks it, so a training process never appends
+    to a CSV being rewritten (`runner.lock.RunLockedError` names the holder). Rows of other protocols than the run's
+    are also kept in ``rescored_rows.json`` (`run_state.keep_rescored_rows`), so a resume that rebuilds the CSV from
+    the checkpoint keeps them. A run re-scored on other data than it trained on (``data.json``,
+    `runner.data_record`) is refused with the diff.
     """
+    plans = [(s, eval_datasets(s.run_config.datasets, datasets)) for s in map(load_saved_run, find_run_dirs(paths))]
+    with ExitStack() as locks:  # no `ckda run` may append to a CSV this rewrites (OUT/<method>/seed<k>: lock OUT)
+        for out in sorted({saved.run_dir.parent.parent for saved, _ in plans}):
+            locks.enter_context(RunLock(out))
+        return _reevaluate(plans, protocol=protocol, data_root=data_root, device=device, replace=replace,
+                           progress=progress, report=report)
+
+
+def check_trained_data(run_dir: Path, record: dict[str, Any]) -> None:
+    """Refuse (`ConfigError`, one line) to re-score ``run_dir`` when the datasets it trained on differ from its
+    ``data.json`` (datasets tested only now are not compared; a run without the record is not checked)."""
+    path = run_dir / DATA_JSON
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        trained = dict(stored["datasets"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); cannot check that the data is the run's") from None
+    mine = {**record, "datasets": {k: v for k, v in record["datasets"].items() if k in trained}}
+    changes = data_changes(stored, mine)
+    if changes:
+        raise ConfigError(f"{path}: the data under {record.get('root')} is not the data this run trained on "
+                          f"({stored.get('root')}): {format_changes(changes)}; pass that folder as --data")
+
+
+def _reevaluate(plans: list[tuple[SavedRun, list[str]]], *, protocol: str, data_root: Callable[[RunConfig], Path],
+                device: str, replace: bool, progress: bool, report: Callable[[str], None]
+                ) -> list[tuple[SavedRun, MergeCounts]]:
     from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
     from ckda_avalanche.models import get_model_config
     from ckda_avalanche.runner.session_runner import stream_overrides
 
-    plans = [(s, eval_datasets(s.run_config.datasets, datasets)) for s in map(load_saved_run, find_run_dirs(paths))]
     for saved, _ in plans:
         absent = [k for k in range(1, saved.sessions + 1) if k not in kept_sessions(saved.run_dir)]
         if saved.sessions < 1 or absent:
@@ -307,9 +348,11 @@ def reevaluate(paths: Sequence[str | os.PathLike[str]], *, protocol: str, datase
         if key not in benchmarks:
             benchmarks[key] = vi_lreid_benchmark(root, datasets=stream, protocol=protocol, img_size=img_size,
                                                  **extra)
+        check_trained_data(saved.run_dir, data_record(benchmarks[key], root))
         rows = rescore_run(saved, benchmarks[key], protocol=protocol, tested=tested, device=device,
                            progress=progress)
         counts = merge_rows(saved.run_dir / "metrics.csv", rows, replace=replace)
+        keep_rescored_rows(saved.run_dir, rows, protocol=config.protocol)  # a CSV rebuilt on --resume keeps them
         report(f"{saved.run_dir} ({saved.method}, seed {saved.seed}, protocol "
                f"{protocol_label(protocol, config.datasets, tested)}, sessions 1-{saved.sessions}): {counts.new} new "
                f"row(s), {counts.identical} identical, {counts.replaced} replaced")

@@ -5,9 +5,11 @@
   fields, unless the caller asks to override; the override is then recorded in ``config.json`` (the new settings,
   plus an ``overrides`` list saying after which session what changed).
 - ``metrics.csv`` is rebuilt from the checkpoint: every checkpoint holds a copy of the CSV as it was when the
-  checkpoint was written (key `CSV_KEY`). `restore_csv` puts that copy back when the CSV is missing, unreadable or
-  differs from it (the differing file is kept as ``metrics.csv.bak``), and refuses clearly when an older checkpoint
-  has no copy.
+  checkpoint was written (key `CSV_KEY`). `restore_csv` puts the training rows of that copy back when the CSV is
+  missing, unreadable or its training rows differ from it (the differing file is kept as ``metrics.csv.bak``), and
+  refuses clearly when an older checkpoint has no copy. Rows of other protocols (written by ``ckda eval``) are not
+  training's and are always kept: ``ckda eval`` also keeps them in ``rescored_rows.json`` (`keep_rescored_rows`),
+  from which a CSV rebuilt from the checkpoint gets them back.
 """
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ckda_avalanche.evaluation.tidy_logger import tidy_rows_from_csv, truncate_after_train_exp
+from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, rewrite_csv_rows, tidy_rows_from_csv
 from ckda_avalanche.runner.atomic import atomic_write_json, atomic_write_text
 
 __all__ = [
-    "COMPARED_KEYS", "CONFIG_JSON", "CSV_KEY", "RunStateError", "check_resume_config", "config_changes",
+    "COMPARED_KEYS", "CONFIG_JSON", "CSV_KEY", "RESCORED_JSON", "keep_rescored_rows", "rescored_rows", "RunStateError", "check_resume_config", "config_changes",
     "csv_snapshot", "format_changes", "load_config_record", "normalise", "restore_csv", "resume_config_problem",
 ]
 
@@ -34,6 +36,9 @@ CONFIG_JSON = "config.json"
 """File name of the recorded configuration inside a run folder (``OUT/<method>/seed<k>/``)."""
 CSV_KEY = "tidy_csv"
 """Checkpoint key holding the text of ``metrics.csv`` as of that checkpoint."""
+RESCORED_JSON = "rescored_rows.json"
+"""File in a run folder keeping every row ``ckda eval`` merged into ``metrics.csv`` under another protocol than the
+run's, so that a CSV rebuilt from the checkpoint gets them back (JSON, not ``*.csv``: reports read every tidy CSV)."""
 COMPARED_KEYS: tuple[str, ...] = ("method", "seed", "run_config", "method_config", "model_config")
 """Entries of ``config.json`` that must match on resume (``run``, the CSV's run name, is kept from the start)."""
 
@@ -172,19 +177,65 @@ def _backup(path: Path) -> Path:
     return backup
 
 
-def restore_csv(csv_path: str | os.PathLike[str], checkpoint: Mapping[str, Any] | None, *,
-                checkpoint_path: str | os.PathLike[str]) -> None:
-    """Make ``csv_path`` hold exactly the rows of the sessions the checkpoint finished, before a resume.
+def _split(rows: list[list[str]], protocol: str | None) -> tuple[list[list[str]], list[list[str]]]:
+    """(rows training wrote, rows of other protocols) of a CSV's data rows; all are training's when protocol is None."""
+    column = TIDY_COLUMNS.index("protocol")
+    own = [r for r in rows if protocol is None or (len(r) > column and r[column] == protocol)]
+    return own, [r for r in rows if not (protocol is None or (len(r) > column and r[column] == protocol))]
 
-    - no checkpoint (the first session never finished): drop every row (a CSV that cannot be read is set aside as
-      ``metrics.csv.bak``);
-    - otherwise keep rows with ``train_exp <= sessions_done``; if the CSV is missing, unreadable or differs from the
-      checkpoint's copy (`CSV_KEY`), write that copy back (a differing file is kept as ``.bak``) with a warning;
+
+def _union(first: list[list[str]], second: list[list[str]]) -> list[list[str]]:
+    """``first`` then the rows of ``second`` whose key (every column but value) ``first`` lacks."""
+    value = TIDY_COLUMNS.index("value")
+    keys = {tuple(r[:value]) for r in first}
+    return first + [r for r in second if tuple(r[:value]) not in keys]
+
+
+def rescored_rows(run_dir: str | os.PathLike[str]) -> list[list[str]]:
+    """The rows `keep_rescored_rows` kept for ``run_dir`` (none when the file is absent or unreadable)."""
+    path = Path(run_dir) / RESCORED_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = [[str(v) for v in row] for row in data["rows"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [r for r in rows if len(r) == len(TIDY_COLUMNS)]
+
+
+def keep_rescored_rows(run_dir: str | os.PathLike[str], rows: list[list[str]], *, protocol: str) -> int:
+    """Add the rows among ``rows`` whose protocol is not the run's ``protocol`` to ``RESCORED_JSON`` (a row with the
+    key of a kept one replaces it); returns how many rows the file keeps."""
+    column, value = TIDY_COLUMNS.index("protocol"), TIDY_COLUMNS.index("value")
+    new = [list(map(str, r)) for r in rows if str(r[column]) != protocol]
+    if not new:
+        return len(rescored_rows(run_dir))
+    keys = {tuple(r[:value]) for r in new}
+    merged = [r for r in rescored_rows(run_dir) if tuple(r[:value]) not in keys] + new
+    atomic_write_json(Path(run_dir) / RESCORED_JSON, {"columns": list(TIDY_COLUMNS), "rows": merged})
+    return len(merged)
+
+
+def restore_csv(csv_path: str | os.PathLike[str], checkpoint: Mapping[str, Any] | None, *,
+                checkpoint_path: str | os.PathLike[str], protocol: str | None = None) -> None:
+    """Make the rows training wrote in ``csv_path`` exactly those of the sessions the checkpoint finished, before a
+    resume, and keep every other row.
+
+    ``protocol``: the run's own protocol. Training writes only rows of that protocol; rows with another protocol
+    value (``full``, ``paper@regdb+llcm``: written by ``ckda eval``, `runner.reevaluate`) are not training's, so they
+    are never dropped: they survive the truncation and a restore of the checkpoint's copy (the copy's own such rows
+    are added back when the file lost them). None treats every row as training's.
+
+    - no checkpoint (the first session never finished): drop every training row (a CSV that cannot be read is set
+      aside as ``metrics.csv.bak``);
+    - otherwise keep training rows with ``train_exp <= sessions_done``; if the CSV is missing, unreadable or its
+      training rows differ from those of the checkpoint's copy (`CSV_KEY`), write that copy's training rows back
+      with the file's other rows (the differing file is kept as ``.bak``) with a warning;
     - an older checkpoint without a copy and no readable CSV: `RunStateError` (nothing to rebuild the scores from).
     """
     path = Path(csv_path)
     done = 0 if checkpoint is None else int(checkpoint["sessions_done"])
     snapshot = None if checkpoint is None else checkpoint.get(CSV_KEY)
+    snap_own, snap_other = _split(_rows(snapshot)[1:], protocol) if snapshot is not None else ([], [])
     readable = False
     if path.exists():
         try:
@@ -197,13 +248,23 @@ def restore_csv(csv_path: str | os.PathLike[str], checkpoint: Mapping[str, Any] 
             backup = _backup(path)
             logger.warning("%s: unreadable (%s); set aside as %s", path, exc, backup.name)
     if readable:
-        truncate_after_train_exp(path, done)
-        if snapshot is None or _rows(path.read_text(encoding="utf-8")) == _rows(snapshot):
+        rows = _rows(path.read_text(encoding="utf-8"))
+        header, body = rows[0], rows[1:]
+        own, other = _split(body, protocol)
+        exp, column = TIDY_COLUMNS.index("train_exp"), TIDY_COLUMNS.index("protocol")
+        # rows of a session that did not reach its checkpoint go; rows of other protocols stay where they are
+        kept = [r for r in body if int(r[exp]) <= done or (protocol is not None and r[column] != protocol)]
+        kept_own = [r for r in own if int(r[exp]) <= done]
+        if snapshot is None or kept_own == snap_own:
+            if len(kept) != len(body):
+                rewrite_csv_rows(path, header, kept)
             return
         backup = _backup(path)
-        atomic_write_text(path, snapshot)
-        logger.warning("%s: rows of sessions 1-%d differed from the copy in %s; restored that copy (the previous "
-                       "file is kept as %s)", path, done, Path(checkpoint_path).name, backup.name)
+        kept_aside = [r for r in rescored_rows(path.parent) if protocol is not None and r[column] != protocol]
+        atomic_write_text(path, _csv_text(snap_own + _union(_union(other, snap_other), kept_aside)))
+        kept_note = f", keeping its {len(other)} row(s) of other protocols (ckda eval)" if other else ""
+        logger.warning("%s: rows of sessions 1-%d differed from the copy in %s; restored that copy%s (the previous "
+                       "file is kept as %s)", path, done, Path(checkpoint_path).name, kept_note, backup.name)
         return
     if done == 0:
         return  # the first session starts over: the logger writes a new CSV
@@ -211,7 +272,17 @@ def restore_csv(csv_path: str | os.PathLike[str], checkpoint: Mapping[str, Any] 
         raise RunStateError(f"{path}: missing, and {checkpoint_path} (written by an older version) holds no copy of "
                             f"its {done} finished session(s); restore metrics.csv from a backup, or delete "
                             f"{path.parent} to rerun")
-    atomic_write_text(path, snapshot)
-    logger.warning("%s: missing; rebuilt %d rows of sessions 1-%d from %s", path, len(_rows(snapshot)) - 1, done,
-                   Path(checkpoint_path).name)
+    column = TIDY_COLUMNS.index("protocol")
+    kept_aside = [r for r in rescored_rows(path.parent) if protocol is not None and r[column] != protocol]
+    rebuilt = snap_own + _union(snap_other, kept_aside)
+    atomic_write_text(path, _csv_text(rebuilt))
+    logger.warning("%s: missing; rebuilt %d rows of sessions 1-%d from %s%s", path, len(rebuilt), done,
+                   Path(checkpoint_path).name, f" and {RESCORED_JSON}" if kept_aside else "")
 
+
+def _csv_text(rows: list[list[str]]) -> str:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(TIDY_COLUMNS)
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -198,7 +198,8 @@ def _summary(task: RunTask, csv_path: Path, attempts: int) -> RunOutcome:
 
     frame = tidy_rows_from_csv(csv_path)
     last = int(frame.train_exp.max()) if len(frame) else 0
-    seen = frame[(frame.train_exp == last) & (frame.eval_dataset == "seen_avg") & (frame.trial == "-")]
+    seen = frame[(frame.train_exp == last) & (frame.eval_dataset == "seen_avg") & (frame.trial == "-")
+                 & (frame.protocol == task.config.protocol)]  # not rows `ckda eval` added under other protocols
 
     def pick(metric: str) -> float:
         values = seen.loc[seen.metric == metric, "value"]
@@ -237,7 +238,7 @@ def execute_run(task: RunTask, benchmark: Any | None = None) -> RunOutcome:
         try:
             csv_path = run_single(spec, benchmark, resume=task.resume, device=task.device, progress=task.progress,
                                   keep_sessions=task.keep_sessions, override=task.override, loggers=loggers,
-                                  plugins=plugins)
+                                  plugins=plugins, data_root=task.data_root)
         finally:
             for logger in loggers:
                 logger.close()

@@ -3,7 +3,8 @@
 Layout of a run folder (``OUT/<method>/seed<k>/``):
 
 - ``metrics.csv``: the tidy long-form CSV (`ckda_avalanche.evaluation.tidy_logger`), appended after every evaluation;
-- ``config.json``: the resolved `RunConfig`, method config and model config; ``env.json``: versions, commit, device,
+- ``config.json``: the resolved `RunConfig`, method config and model config; ``data.json``: the data root and a
+  fingerprint of the data read (`runner.data_record`); ``env.json``: versions, commit, device,
   CPU model and bf16 support, the autocast dtype used (the CSV also gets a ``precision/<name>`` row per session);
 - ``checkpoint.pt``: the strategy's ``state_dict()`` (model, plugin state: teachers, prototypes, exemplars; the
   Avalanche clock and the metric history), the number of finished sessions, the training time per session and a
@@ -21,9 +22,10 @@ seeded the same way, so a run resumed from the checkpoint of session s trains se
 uninterrupted run does. A run killed at any point (even SIGKILL) loses at most the session in progress: the checkpoint
 and ``state.json`` are replaced atomically, and rows the CSV received after the last checkpoint are dropped on resume.
 
-Resume guards (`run_state`): a resume whose settings differ from ``config.json`` is refused with a diff of the
-fields unless ``override=True`` (then recorded); a missing or damaged ``metrics.csv`` is rebuilt from the
-checkpoint's copy. Crash points for tests: `fault_injection` (``CKDA_KILL_AT``).
+Resume guards (`run_state`, `data_record`): a resume whose settings differ from ``config.json``, or whose data
+differs from ``data.json``, is refused with a diff of the fields unless ``override=True`` (then recorded); a
+checkpoint whose archive checksums fail is refused with one line naming it; a missing or damaged ``metrics.csv`` is
+rebuilt from the checkpoint's copy (rows of other protocols, from ``ckda eval``, are kept). Crash points for tests: `fault_injection` (``CKDA_KILL_AT``).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 from avalanche.training.plugins import EvaluationPlugin
 
+from ckda_avalanche.benchmarks.file_integrity import torch_file_problem
 from ckda_avalanche.evaluation import (
     TidyCSVLogger,
     append_extra_rows,
@@ -48,6 +51,7 @@ from ckda_avalanche.models import create_model, get_model_config
 from ckda_avalanche.plugins.loss_terms import LossTermsPlugin
 from ckda_avalanche.runner.atomic import atomic_torch_save, atomic_write_json
 from ckda_avalanche.runner.config import RunConfig
+from ckda_avalanche.runner.data_record import check_resume_data, data_record, write_data_record
 from ckda_avalanche.runner.env_info import collect_env, precision_rows
 from ckda_avalanche.runner.fault_injection import fault_plugins, kill_point
 from ckda_avalanche.runner.overrides import apply_overrides
@@ -134,6 +138,10 @@ def config_record(spec: RunSpec, method_cfg: Any | None) -> dict[str, Any]:
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
+    problem = torch_file_problem(path)  # torch.load itself ignores the archive's checksums
+    if problem is not None:
+        raise RunExistsError(f"{path}: damaged checkpoint, {problem}; restore it from a backup, or delete it to "
+                             f"train this run again from session 1 (--resume then keeps nothing of it)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - a corrupt file gets one clear message
@@ -150,9 +158,24 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+OWNER_KEY = "run"
+"""Checkpoint key naming the run it belongs to (``{"method": ..., "seed": ...}``), checked on resume."""
+
+
+def _check_checkpoint_owner(path: Path, checkpoint: dict[str, Any], spec: RunSpec) -> None:
+    owner = checkpoint.get(OWNER_KEY)
+    if owner is None:  # written before checkpoints named their run
+        return
+    mine = {"method": spec.method, "seed": spec.seed}
+    if {"method": owner.get("method"), "seed": owner.get("seed")} != mine:
+        raise RunExistsError(f"{path}: holds the state of {owner.get('method')} seed {owner.get('seed')}, not of this "
+                             f"folder's run ({spec.method} seed {spec.seed}): a checkpoint copied from another run? "
+                             f"put the right one back, or delete it to train this run again from session 1")
+
+
 def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
                keep_sessions: bool = False, override: bool = False, loggers: Sequence[Any] = (),
-               plugins: Sequence[Any] = ()) -> Path:
+               plugins: Sequence[Any] = (), data_root: str | Path | None = None) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
@@ -161,7 +184,9 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     every session (`runner.session_models`, for ``ckda eval``). ``override``: resume even when the settings differ
     from the run's ``config.json`` (the change is recorded there). ``loggers`` are extra Avalanche loggers next to
     the tidy CSV (e.g. TensorBoard); ``plugins`` are extra stateless plugins (they must not have ``state_dict``, or
-    checkpoints would depend on them).
+    checkpoints would depend on them). ``data_root``: the folder the benchmark's datasets were read from, recorded
+    with a fingerprint of the data in ``data.json`` (`runner.data_record`); a resume on other data is refused
+    unless ``override``.
     """
     run_dir = spec.run_dir
     csv_path, ckpt_path = run_dir / METRICS, run_dir / CHECKPOINT
@@ -174,13 +199,16 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
             )
         if ckpt_path.exists():
             checkpoint = _read_checkpoint(ckpt_path)
+            _check_checkpoint_owner(ckpt_path, checkpoint, spec)
     done = 0 if checkpoint is None else int(checkpoint["sessions_done"])
     method_cfg = method_config(spec.method, spec.config)
+    data = data_record(benchmark, data_root)
     if checkpoint is not None:  # same settings as config.json (or an explicit override); keep the CSV's run name
         run_name = check_resume_config(run_dir, config_record(spec, method_cfg), override=override, sessions_done=done)
         spec = dataclasses.replace(spec, run_name=run_name)
+        check_resume_data(run_dir, data, override=override, sessions_done=done)  # and the same data
     if resume:  # drop rows of a session that did not reach its checkpoint; rebuild a missing CSV from the checkpoint
-        restore_csv(csv_path, checkpoint, checkpoint_path=ckpt_path)
+        restore_csv(csv_path, checkpoint, checkpoint_path=ckpt_path, protocol=spec.config.protocol)
     if done >= sessions:
         return csv_path  # finished earlier: nothing to redo
 
@@ -190,6 +218,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     run_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
         atomic_write_json(run_dir / "config.json", config_record(spec, method_cfg))
+        write_data_record(run_dir, data)
 
     metrics = reid_metrics(progress=progress)
     loss_terms = LossTermsPlugin()
@@ -238,7 +267,8 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         if keep_sessions:  # before the checkpoint: a run killed in between redoes (and re-saves) this session
             save_session_model(run_dir, trained, strategy.model)
         atomic_torch_save(ckpt_path, {"strategy": strategy.state_dict(), "sessions_done": trained,
-                                      "train_time_s": times, CSV_KEY: csv_snapshot(csv_path)})
+                                      "train_time_s": times, CSV_KEY: csv_snapshot(csv_path),
+                                      OWNER_KEY: {"method": spec.method, "seed": spec.seed}})
         kill_point(f"session{trained}:checkpoint")
         atomic_write_json(run_dir / "state.json", {
             "sessions_done": trained, "sessions_total": sessions, "train_time_s": times,

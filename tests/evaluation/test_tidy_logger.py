@@ -120,8 +120,12 @@ def test_a_second_run_into_the_same_file_is_refused_not_mixed(tmp_path):
     _logger(path, mode="overwrite").log_metrics([_value("mAP", 0.2, train_exp=1)])
     assert tidy_rows_from_csv(path)["value"].tolist() == [0.2]
     # mode="append" continues only the same run
-    for other in (dict(run="r1"), dict(method="lwf"), dict(seed=4), dict(protocol="full")):
+    for other in (dict(run="r1"), dict(method="lwf"), dict(seed=4)):
         with pytest.raises(ValueError, match="holds rows of another run"):
             _logger(path, mode="append", **other)
+    # rows of another protocol are the same run re-scored (`ckda eval`): they live beside the training rows
+    _logger(path, mode="append", protocol="full").log_metrics([_value("mAP", 0.4, protocol="full")])
+    _logger(path, mode="append")
+    assert tidy_rows_from_csv(path)["protocol"].tolist() == ["paper", "full"]
     with pytest.raises(ValueError, match="mode must be one of"):
         _logger(path, mode="add")
