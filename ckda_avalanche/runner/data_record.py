@@ -6,15 +6,17 @@
 - ``synthetic``: the synthetic generator's ``SYNTHETIC.json`` under the root (seed, scale, stored size, generator
   version), or None for real data;
 - ``datasets``: per dataset of the stream, in session order, the number of training and test images and a
-  ``fingerprint``: SHA-256 (first 16 hex digits) of every image the reader listed, training set then test pool,
-  as ``split, path relative to the root, file size, identity, camera, modality, tracklet``. The index files decide
-  which images and labels a reader lists, so an edited index, another split, added, removed, renamed or resized
-  images, or relabelled identities all change it.
+  fingerprint of each (``train_fingerprint``, ``test_fingerprint``): SHA-256 (first 16 hex digits) of every image
+  the reader listed, as ``split, path relative to the root, file size, identity, camera, modality, tracklet``. The
+  index files decide which images and labels a reader lists, so an edited index, another split, added, removed,
+  renamed or resized images, or relabelled identities all change it.
 
 `check_resume_data` compares that record with the data a resumed run reads; other data is refused with a one-line
-diff (``regdb.fingerprint ... -> ...``, ``synthetic.seed 0 -> 5``), unless ``--resume-override`` (then recorded in
-``data.json``'s ``overrides``), because a run whose sessions saw two data sets mixes two test sets in its forgetting
-and BWT. A data root that moved (another ``root``, same fingerprints) is the same data: it resumes, and the new root
+diff (``regdb.test_fingerprint ... -> ...``, ``synthetic.seed 0 -> 5``), unless ``--resume-override`` (then
+recorded in ``data.json``'s ``overrides``), because a run whose sessions saw two data sets mixes two test sets in its
+forgetting and BWT. Every test set is compared (all are evaluated after every session), and the training sets of
+the sessions already trained; the training set of a session not trained yet may differ, so that an image that
+stopped the run can be repaired and the run resumed (what the message of an undecodable image says to do). A data root that moved (another ``root``, same fingerprints) is the same data: it resumes, and the new root
 is recorded. A run folder from before this record gets one on its first resume. What the fingerprint does not see
 (an image whose bytes changed but whose size did not) cannot change results through the decoded-image store, which
 is keyed by content (``benchmarks/decoded_store.py``).
@@ -88,28 +90,33 @@ def data_record(benchmark: Any, root: str | os.PathLike[str] | None) -> dict[str
     for train, test in zip(benchmark.train_stream, benchmark.test_stream):
         info, pool = train.reid, test.reid
         datasets[str(info.dataset)] = {
-            "train_images": len(info.samples), "test_images": len(pool.samples),
-            "fingerprint": _fingerprint([("train", info.samples), ("test", pool.samples)], base),
+            "train_images": len(info.samples), "train_fingerprint": _fingerprint([("train", info.samples)], base),
+            "test_images": len(pool.samples), "test_fingerprint": _fingerprint([("test", pool.samples)], base),
         }
     return {"root": base, "synthetic": _synthetic(base), "datasets": datasets}
 
 
-def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
+def _flat(record: Mapping[str, Any], trained: int | None) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for name, value in (record.get("synthetic") or {}).items():
         flat[f"synthetic.{name}"] = value
     if record.get("synthetic") is None:
         flat["synthetic"] = None
-    for dataset, fields in (record.get("datasets") or {}).items():
+    for position, (dataset, fields) in enumerate((record.get("datasets") or {}).items()):
         for name, value in (fields or {}).items():
+            if name.startswith("train_") and trained is not None and position >= trained:
+                continue  # a session not trained yet: its training images may still be repaired
             flat[f"{dataset}.{name}"] = value
     flat["datasets"] = list((record.get("datasets") or {}))
     return flat
 
 
-def data_changes(stored: Mapping[str, Any], record: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """What differs between two data records, as (dotted name, old, new); the root is not compared."""
-    old, new = _flat(stored), _flat(json.loads(json.dumps(record, default=str)))
+def data_changes(stored: Mapping[str, Any], record: Mapping[str, Any], *, trained: int | None = None
+                 ) -> list[tuple[str, Any, Any]]:
+    """What differs between two data records, as (dotted name, old, new); the root is not compared. ``trained``:
+    compare the training images of the first ``trained`` datasets only (None: all); test images always."""
+    old = _flat(stored, trained)
+    new = _flat(json.loads(json.dumps(record, default=str)), trained)
     return [(name, old.get(name, "<absent>"), new.get(name, "<absent>")) for name in sorted(set(old) | set(new))
             if old.get(name, "<absent>") != new.get(name, "<absent>")]
 
@@ -134,7 +141,7 @@ def check_resume_data(run_dir: str | os.PathLike[str], record: Mapping[str, Any]
     except (OSError, ValueError) as exc:
         raise RunStateError(f"{path}: unreadable ({exc}); cannot check that --resume reads the run's data; restore "
                             f"it, or delete it to record the current data") from exc
-    changes = data_changes(stored, record)
+    changes = data_changes(stored, record, trained=sessions_done)
     if changes and not override:
         where = f" (the run read {stored.get('root')})" if stored.get("root") != record.get("root") else ""
         raise RunStateError(f"{path}: --resume with other data{where}: {format_changes(changes)}; resume with the "

@@ -307,8 +307,9 @@ def reevaluate(paths: Sequence[str | os.PathLike[str]], *, protocol: str, datase
 
 
 def check_trained_data(run_dir: Path, record: dict[str, Any]) -> None:
-    """Refuse (`ConfigError`, one line) to re-score ``run_dir`` when the datasets it trained on differ from its
-    ``data.json`` (datasets tested only now are not compared; a run without the record is not checked)."""
+    """Refuse (`ConfigError`, one line) to re-score ``run_dir`` when the test sets of the datasets it trained on
+    differ from its ``data.json`` (datasets tested only now are not compared; a run without the record is not
+    checked)."""
     path = run_dir / DATA_JSON
     if not path.is_file():
         return
@@ -318,7 +319,7 @@ def check_trained_data(run_dir: Path, record: dict[str, Any]) -> None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: unreadable ({exc}); cannot check that the data is the run's") from None
     mine = {**record, "datasets": {k: v for k, v in record["datasets"].items() if k in trained}}
-    changes = data_changes(stored, mine)
+    changes = data_changes(stored, mine, trained=0)  # re-scoring reads the test sets only
     if changes:
         raise ConfigError(f"{path}: the data under {record.get('root')} is not the data this run trained on "
                           f"({stored.get('root')}): {format_changes(changes)}; pass that folder as --data")

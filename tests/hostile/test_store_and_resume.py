@@ -308,8 +308,9 @@ def test_probe_ckda_eval_twice_then_resume_loses_and_repeats_nothing(evaluated, 
 def test_resume_on_other_data_is_refused_with_a_one_line_diff(interrupted, root, config, tmp_path, capsys):
     out = _copy(interrupted, tmp_path / "run")
     other = _copy(root, tmp_path / "other_data")
-    image = sorted((other / "RegDB").rglob("*.bmp"))[0]
-    Image.new("RGB", (40, 100), (5, 6, 7)).save(image)  # one image of another size
+    # one RegDB training image of another size (session 1 trained on RegDB)
+    train_list = (other / "RegDB" / "idx" / "train_visible_1.txt").read_text().split()[0]
+    Image.new("RGB", (40, 100), (5, 6, 7)).save(other / "RegDB" / train_list)
     run_dir = out / METHOD / "seed0"
 
     def files() -> dict[str, bytes]:  # attempts.jsonl records the (refused) start
@@ -319,7 +320,7 @@ def test_resume_on_other_data_is_refused_with_a_one_line_diff(interrupted, root,
     capsys.readouterr()
     assert _run(out, other, config, "--resume") == 2
     _one_error_line(capsys.readouterr().err, f"{run_dir / 'data.json'}: --resume with other data",
-                    "regdb.fingerprint", "--resume-override")
+                    "regdb.train_fingerprint", "--resume-override")
     assert files() == before  # nothing touched
 
 
@@ -427,10 +428,12 @@ def test_probe_ckda_eval_on_a_folder_in_use_is_refused(finished, root, tmp_path,
 def test_probe_ckda_eval_on_other_data_is_refused(finished, root, tmp_path, capsys):
     out = _copy(finished, tmp_path / "run")
     other = _copy(root, tmp_path / "other_data")
-    image = sorted((other / "SYSU-MM01").rglob("*.jpg"))[0]
-    Image.new("RGB", (30, 90), (1, 2, 3)).save(image)
+    test_ids = [int(t) for t in (other / "SYSU-MM01" / "exp" / "test_id.txt").read_text().replace("\n", ",").split(",")
+                if t.strip()]
+    image = sorted((other / "SYSU-MM01").glob(f"cam*/{test_ids[0]:04d}/*.jpg"))[0]
+    Image.new("RGB", (30, 90), (1, 2, 3)).save(image)  # one SYSU-MM01 test image of another size
     before = _csv(out).read_bytes()
     capsys.readouterr()
     assert _eval(out, other, "--protocol", "full") == 2
-    _one_error_line(capsys.readouterr().err, "is not the data this run trained on", "sysu.fingerprint")
+    _one_error_line(capsys.readouterr().err, "is not the data this run trained on", "sysu.test_fingerprint")
     assert _csv(out).read_bytes() == before
