@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -71,6 +72,16 @@ def measure(files: list[str], *, size: tuple[int, int], rounds: int) -> dict[str
             "verify_store_mb_per_s": len(archive) / verify_s / 1e6}
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="a dataset folder (default: synthetic data in a temporary folder)")
@@ -82,7 +93,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results = {"machine": platform.processor() or platform.machine(), "torch_threads": args.threads}
+    results = {"machine": _cpu_model(), "torch_threads": args.threads, "load_average": list(os.getloadavg())}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.root) if args.root else Path(tmp) / "synthetic"
         if not args.root:
