@@ -110,8 +110,8 @@ class TidyCSVLogger(BaseLogger):
     Works side by side with ``InteractiveLogger`` / ``TensorBoardLogger``. Creates ``path`` with its header. A file
     that already holds rows is refused with ``mode="new"`` (default), started afresh with ``mode="overwrite"``, and
     continued with ``mode="append"`` (resume: every existing row must belong to this run, i.e. the same run, method
-    and seed; rows of another protocol are the run re-scored by ``ckda eval``). Values of periodic evaluations inside ``train()`` are plain `MetricValue`s (see
-    `evaluation.metrics`) and are therefore not written.
+    and seed; rows of another protocol are the run re-scored by ``ckda eval``). Values of periodic evaluations
+    inside ``train()`` are plain `MetricValue`s (see `evaluation.metrics`) and are therefore not written.
     """
 
     def __init__(

@@ -16,10 +16,11 @@ diff (``regdb.test_fingerprint ... -> ...``, ``synthetic.seed 0 -> 5``), unless 
 recorded in ``data.json``'s ``overrides``), because a run whose sessions saw two data sets mixes two test sets in its
 forgetting and BWT. Every test set is compared (all are evaluated after every session), and the training sets of
 the sessions already trained; the training set of a session not trained yet may differ, so that an image that
-stopped the run can be repaired and the run resumed (what the message of an undecodable image says to do). A data root that moved (another ``root``, same fingerprints) is the same data: it resumes, and the new root
-is recorded. A run folder from before this record gets one on its first resume. What the fingerprint does not see
-(an image whose bytes changed but whose size did not) cannot change results through the decoded-image store, which
-is keyed by content (``benchmarks/decoded_store.py``).
+stopped the run can be repaired and the run resumed (what the message of an undecodable image says to do). A data
+root that moved (another ``root``, same fingerprints) is the same data: it resumes, and the new root is recorded.
+A run folder from before this record gets one on its first resume. What the fingerprint does not see (an image
+whose bytes changed but whose size did not) cannot change results through the decoded-image store, which is keyed
+by content (``benchmarks/decoded_store.py``).
 """
 from __future__ import annotations
 

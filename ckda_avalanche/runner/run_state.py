@@ -26,8 +26,9 @@ from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, rewrite_csv_rows
 from ckda_avalanche.runner.atomic import atomic_write_json, atomic_write_text
 
 __all__ = [
-    "COMPARED_KEYS", "CONFIG_JSON", "CSV_KEY", "RESCORED_JSON", "keep_rescored_rows", "rescored_rows", "RunStateError", "check_resume_config", "config_changes",
-    "csv_snapshot", "format_changes", "load_config_record", "normalise", "restore_csv", "resume_config_problem",
+    "COMPARED_KEYS", "CONFIG_JSON", "CSV_KEY", "RESCORED_JSON", "RunStateError", "check_resume_config",
+    "config_changes", "csv_snapshot", "format_changes", "keep_rescored_rows", "load_config_record", "normalise",
+    "rescored_rows", "restore_csv", "resume_config_problem",
 ]
 
 logger = logging.getLogger("ckda_avalanche.runner")

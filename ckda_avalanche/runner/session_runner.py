@@ -25,7 +25,8 @@ and ``state.json`` are replaced atomically, and rows the CSV received after the 
 Resume guards (`run_state`, `data_record`): a resume whose settings differ from ``config.json``, or whose data
 differs from ``data.json``, is refused with a diff of the fields unless ``override=True`` (then recorded); a
 checkpoint whose archive checksums fail is refused with one line naming it; a missing or damaged ``metrics.csv`` is
-rebuilt from the checkpoint's copy (rows of other protocols, from ``ckda eval``, are kept). Crash points for tests: `fault_injection` (``CKDA_KILL_AT``).
+rebuilt from the checkpoint's copy (rows of other protocols, from ``ckda eval``, are kept). Crash points for tests:
+`fault_injection` (``CKDA_KILL_AT``).
 """
 from __future__ import annotations
 
