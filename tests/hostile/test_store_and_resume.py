@@ -437,3 +437,34 @@ def test_probe_ckda_eval_on_other_data_is_refused(finished, root, tmp_path, caps
     assert _eval(out, other, "--protocol", "full") == 2
     _one_error_line(capsys.readouterr().err, "is not the data this run trained on", "sysu.test_fingerprint")
     assert _csv(out).read_bytes() == before
+
+
+def test_a_run_after_images_were_swapped_scores_like_a_run_without_the_store(root, tmp_path, monkeypatch):
+    """The reported case end to end: run, swap same-size RegDB test images between identities (one time
+    everywhere), run again with the store: the scores equal a run with CKDA_DECODED_CACHE=off."""
+    data = _copy(root, tmp_path / "data")
+    config = tmp_path / "regdb.json"
+    config.write_text(json.dumps({"datasets": ["regdb"], "synthetic_scale": 0.15}))
+    store = tmp_path / "store"
+    for image in (data / "RegDB").rglob("*.bmp"):  # unpacked from an archive: one time everywhere
+        os.utime(image, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+
+    def run(name: str, cache: str) -> pd.DataFrame:
+        monkeypatch.setenv("CKDA_DECODED_CACHE", cache)
+        gc.collect()  # no process cache of the previous run is alive
+        assert _run(tmp_path / name, data, config) == 0
+        return _frame(_csv(tmp_path / name)).drop(columns=["run"])
+
+    first = run("first", str(store))
+    lines = (data / "RegDB" / "idx" / "test_visible_1.txt").read_text().split("\n")
+    by_id: dict[str, list[str]] = {}
+    for line in filter(None, lines):
+        path = line.split()[0]  # Visible/<identity>/<file>.bmp
+        by_id.setdefault(path.split("/")[1], []).append(str(data / "RegDB" / path))
+    ids = sorted(by_id)
+    for a, b in zip(ids[0::2], ids[1::2]):  # one image of each identity pair trades places
+        _swap(by_id[a][0], by_id[b][0])
+    with_store = run("second", str(store))
+    without = run("off", "off")
+    pd.testing.assert_frame_equal(with_store, without)
+    assert not first.value.equals(without.value)  # the swap did change the scores
