@@ -200,8 +200,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from ckda_avalanche.benchmarks.synthetic import generate_synthetic
+    import math
 
+    from ckda_avalanche.benchmarks.synthetic import generate_synthetic
+    from ckda_avalanche.runner.overrides import ConfigError
+
+    if not (math.isfinite(args.scale) and args.scale > 0):
+        raise ConfigError(f"--scale: expected a finite number > 0, got {args.scale}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed: expected an integer >= 0, got {args.seed}")
     start = time.perf_counter()
     summary = generate_synthetic(args.out, seed=args.seed, scale=args.scale, overwrite=args.overwrite)
     print(f"synthetic VI-ReID datasets under {args.out} (seed {summary.seed}, scale {summary.scale}) in "
@@ -373,11 +380,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from ckda_avalanche.runner.faults import SigtermInterrupt, check_environment, sigterm_as_interrupt
+
     try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        print("interrupted: finished sessions are saved; rerun with --resume to continue", file=sys.stderr)
-        return 130
+        with sigterm_as_interrupt():  # SIGTERM takes Ctrl-C's path: sessions in progress abandoned, one line
+            check_environment()  # a malformed CKDA_* variable: one line naming it, before anything starts
+            return int(args.func(args))
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, SigtermInterrupt) else "interrupted"
+        print(f"{what}: finished sessions are saved; rerun with --resume to continue", file=sys.stderr)
+        return 143 if isinstance(exc, SigtermInterrupt) else 130
     except Exception as exc:  # noqa: BLE001 - the CLI reports known errors in one line
         from ckda_avalanche.benchmarks.errors import DatasetLayoutError
         from ckda_avalanche.benchmarks.synthetic import SyntheticParametersError
@@ -393,6 +405,12 @@ def _main(args: argparse.Namespace) -> int:
                             MixedPrecisionError, RunStateError, RunLockedError, NoRunToReportError,
                             ExecutorError)):
             print(f"ckda: error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, OSError):  # a full disk, a read-only --out, ...
+            from ckda_avalanche.runner.faults import describe_os_error
+
+            resumable = args.command in ("run", "ablate")
+            print(f"ckda: error: {describe_os_error(exc, resumable=resumable)}", file=sys.stderr)
             return 2
         raise
 

@@ -154,7 +154,7 @@ class DecodedStore:
             finally:
                 if os.path.exists(temporary):
                     os.unlink(temporary)
-        except OSError as error:
+        except (OSError, RuntimeError) as error:  # torch's zip writer raises RuntimeError on a full disk
             with _warn_lock:
                 first = str(folder) not in _unwritable_warned
                 _unwritable_warned.add(str(folder))

@@ -27,7 +27,9 @@ every existing row belongs to the same run (run, method, seed; rows of another p
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
 import os
 import tempfile
@@ -91,17 +93,28 @@ def _check_header(path: Path) -> None:
 
 
 def _append(path: Path, rows: Sequence[list[str]]) -> None:
+    """Append complete lines with one write and fsync; on any failure (a full disk) the file is cut back to its
+    previous size, so it never ends in a half line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
     if not new:
         _check_header(path)
-    with path.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(TIDY_COLUMNS)
-        writer.writerows(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if new:
+        writer.writerow(TIDY_COLUMNS)
+    writer.writerows(rows)
+    data = buffer.getvalue().encode("utf-8")
+    with path.open("ab") as handle:
+        size = handle.tell()
+        try:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                handle.truncate(size)
+            raise
 
 
 class TidyCSVLogger(BaseLogger):

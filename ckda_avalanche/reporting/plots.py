@@ -291,9 +291,9 @@ def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
     different precision in one method raise `precision.MixedPrecisionError` unless ``merge_precisions``."""
     if not formats:
         raise ValueError("formats must name at least one file format, e.g. ('png',)")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     frame = load_tidy(sources, complete_only=False)  # curves of unfinished runs are drawn too
+    out = Path(out_dir)  # made only once there is something to draw (a missing run folder stays missing)
+    out.mkdir(parents=True, exist_ok=True)
     try:
         board = build_leaderboard(frame, merge_precisions=merge_precisions)
         ablation = build_ablation(frame, merge_precisions=merge_precisions)

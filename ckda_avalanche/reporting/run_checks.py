@@ -9,7 +9,7 @@ out when:
 - a measurement appears twice (same key, e.g. a second process appended the same sessions);
 - it holds no per-dataset trial-mean scores;
 - (``complete_only``) it finished fewer sessions than it has datasets (one session per dataset), or a trial-mean
-  ``mAP`` / ``Rank1`` of a dataset already learned is missing after some session (the cells the seen-average,
+  ``mAP`` / ``Rank1`` of a dataset already learned is missing or NaN after some session (the cells the seen-average,
   forgetting and BWT need: ``R[t, d]`` for every session ``t`` and dataset ``d`` learned by then);
 - (``complete_only``) another run has the same (method, protocol, seed): a seed counted twice.
 
@@ -21,7 +21,7 @@ import warnings
 
 import pandas as pd
 
-__all__ = ["NoRunToReportError", "REQUIRED_METRICS", "RunLeftOutWarning", "screen_runs"]
+__all__ = ["NoRunFoundError", "NoRunToReportError", "REQUIRED_METRICS", "RunLeftOutWarning", "screen_runs"]
 
 REQUIRED_METRICS: tuple[str, ...] = ("mAP", "Rank1")
 """Trial-mean metrics every reported run must hold for each learned dataset after each session."""
@@ -35,6 +35,10 @@ class RunLeftOutWarning(UserWarning):
 
 class NoRunToReportError(ValueError):
     """Every run was left out of a report (see the `RunLeftOutWarning`s)."""
+
+
+class NoRunFoundError(NoRunToReportError, FileNotFoundError):
+    """A report's source is missing, or a folder holds no run CSV."""
 
 
 def _name(keys: tuple) -> str:
@@ -62,12 +66,15 @@ def _problem(rows: pd.DataFrame, files: list[str], complete_only: bool) -> str |
     if final < len(datasets):
         return (f"unfinished: {final} of {len(datasets)} sessions ({', '.join(datasets)}) have scores; resume it "
                 f"with --resume")
-    have = set(zip(per_dataset["train_exp"].astype(int), per_dataset["eval_dataset"], per_dataset["metric"]))
+    scored = per_dataset[per_dataset["value"].notna()]
+    have = set(zip(scored["train_exp"].astype(int), scored["eval_dataset"], scored["metric"]))
+    recorded = set(zip(per_dataset["train_exp"].astype(int), per_dataset["eval_dataset"], per_dataset["metric"]))
     for t in range(1, final + 1):
         for d, dataset in enumerate(datasets[:t]):
             for metric in REQUIRED_METRICS:
                 if (t, dataset, metric) not in have:
-                    return f"no {metric} of {dataset} after session {t} (R[{t}, {d}] missing)"
+                    what = "is NaN" if (t, dataset, metric) in recorded else "missing"
+                    return f"no {metric} of {dataset} after session {t} (R[{t}, {d}] {what})"
     return None
 
 

@@ -10,7 +10,9 @@ run's rows, which is the test-stream order because the logger writes experiences
 from __future__ import annotations
 
 import csv
+import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +23,13 @@ import pandas as pd
 from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, tidy_rows_from_csv
 
 from .precision import run_precisions
-from .run_checks import screen_runs
+from .comparability import screen_comparable
+from .run_checks import NoRunFoundError, NoRunToReportError, RunLeftOutWarning, screen_runs
 
-__all__ = ["RUN_KEYS", "SPECIAL_DATASETS", "RunScores", "load_tidy", "run_scores"]
+__all__ = ["RUN_KEYS", "SPECIAL_DATASETS", "RunScores", "load_tidy", "run_config_records", "run_scores"]
+
+RUN_CSV = "metrics.csv"
+"""File name of a run's tidy CSV (`runner.session_runner`): read below a folder even when damaged, to say why."""
 
 RUN_KEYS: tuple[str, ...] = ("method", "protocol", "run", "seed")
 """Columns identifying one run."""
@@ -33,43 +39,113 @@ SPECIAL_DATASETS: tuple[str, ...] = ("seen_avg", "-")
 Sources = pd.DataFrame | str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
-def _is_tidy_csv(path: Path) -> bool:
-    with path.open(newline="") as handle:
-        return tuple(next(csv.reader(handle), ())) == TIDY_COLUMNS
+def _header(path: Path) -> tuple[str, ...]:
+    try:
+        with path.open(newline="") as handle:
+            return tuple(next(csv.reader(handle), ()))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return ()
 
 
 def _csv_paths(source: str | os.PathLike[str]) -> list[Path]:
+    """The tidy CSVs of a source: a file itself, or below a folder every ``*.csv`` with the tidy header and every
+    ``metrics.csv`` (a run's CSV, whatever its state: `_read_run_csv` names what is wrong with it)."""
     path = Path(source)
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*.csv") if _is_tidy_csv(p))
+        found = sorted(p for p in path.rglob("*.csv")
+                       if p.is_file() and (p.name == RUN_CSV or _header(p) == TIDY_COLUMNS))
         if not found:
-            raise FileNotFoundError(f"no tidy CSV (header {','.join(TIDY_COLUMNS)}) under run directory {path}")
+            raise NoRunFoundError(f"{path}: no run here (no metrics.csv and no tidy CSV with header "
+                                  f"{','.join(TIDY_COLUMNS)} below this folder)")
         return found
     if not path.is_file():
-        raise FileNotFoundError(f"tidy CSV or run directory not found: {path}")
+        raise NoRunFoundError(f"{path}: run folder or tidy CSV not found")
     return [path]
 
 
+def _damage(path: Path) -> str | None:
+    """What makes ``path`` unreadable as a tidy CSV, line by line (None when every line is well formed)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not data:
+        return "empty file (0 bytes: the run wrote nothing yet, or its writer was interrupted)"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text (byte {exc.start})"
+    lines = text.splitlines()
+    if tuple(next(csv.reader([lines[0]]), ())) != TIDY_COLUMNS:
+        return f"line 1 is not the tidy CSV header {','.join(TIDY_COLUMNS)}"
+    if len([line for line in lines[1:] if line.strip()]) == 0:
+        return "header only, no scores yet (a run still in its first session? finish it with --resume)"
+    if not text.endswith("\n"):
+        return (f"line {len(lines)} is incomplete (no line end: its writer was interrupted); rerun the run with "
+                f"--resume to rebuild the CSV from its checkpoint")
+    for number, fields in enumerate(csv.reader(lines[1:]), start=2):
+        if tuple(fields) == TIDY_COLUMNS:
+            return f"line {number} repeats the header (two CSVs joined into one?)"
+        if fields and len(fields) != len(TIDY_COLUMNS):
+            return f"line {number} has {len(fields)} fields, expected {len(TIDY_COLUMNS)}"
+    return None
+
+
+def _read_run_csv(path: Path) -> pd.DataFrame | None:
+    """The rows of one tidy CSV; None, with a `RunLeftOutWarning` naming the file and the reason, when damaged."""
+    problem = _damage(path)
+    if problem is None:
+        try:
+            return tidy_rows_from_csv(path)
+        except (ValueError, OSError, csv.Error) as exc:
+            problem = str(exc).replace(f"{path}, ", "").replace(f"{path}: ", "")
+    warnings.warn(f"{path} left out: {problem}", RunLeftOutWarning, stacklevel=3)
+    return None
+
+
+def run_config_records(sources: Iterable[str]) -> dict[str, dict | None]:
+    """CSV path -> the ``config.json`` next to it (None when absent or unreadable)."""
+    records: dict[str, dict | None] = {}
+    for source in sources:
+        config = Path(source).parent / "config.json"
+        try:
+            records[source] = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            records[source] = None
+    return records
+
+
 def load_tidy(sources: Sources, *, complete_only: bool = True) -> pd.DataFrame:
-    """One DataFrame from a DataFrame, a tidy CSV path, a run directory (every tidy ``*.csv`` below it), or a list
-    of those paths. Raises ValueError on missing columns. Runs that are duplicated (in two files, or a measurement
-    recorded twice) or, with ``complete_only``, unfinished or with missing scores are left out with a
-    `run_checks.RunLeftOutWarning` each (`run_checks.screen_runs`)."""
+    """One DataFrame from a DataFrame, a tidy CSV path, a run directory (every tidy ``*.csv`` and ``metrics.csv``
+    below it), or a list of those paths. Raises ValueError on missing columns. A damaged CSV (empty, header only,
+    a line cut short, repeated header, a wrong field count, a bad value) is left out with a
+    `run_checks.RunLeftOutWarning` naming the file and why; so are runs that are duplicated (in two files, or a
+    measurement recorded twice), not comparable with the rest (`comparability.screen_comparable`) or, with
+    ``complete_only``, unfinished or with missing scores (`run_checks.screen_runs`)."""
+    records: dict[str, dict | None] = {}
     if isinstance(sources, pd.DataFrame):
         frame = sources.copy()
     else:
         items: Iterable[str | os.PathLike[str]] = (
             [sources] if isinstance(sources, (str, os.PathLike)) else sources)
-        paths = [p for item in items for p in _csv_paths(item)]
+        found = [p for item in items for p in _csv_paths(item)]
+        paths = [p for i, p in enumerate(found)  # a folder or file named twice counts once
+                 if p.resolve() not in {q.resolve() for q in found[:i]}]
         if not paths:
             raise ValueError("no tidy CSV given")
-        frame = pd.concat([tidy_rows_from_csv(p).assign(_source=str(p)) for p in paths], ignore_index=True)
+        frames = [f.assign(_source=str(p)) for p in paths if (f := _read_run_csv(p)) is not None]
+        if not frames:
+            raise NoRunToReportError(f"no run left to report: all {len(paths)} CSV file(s) were left out "
+                                     "(see the warnings)")
+        frame = pd.concat(frames, ignore_index=True)
+        records = run_config_records(str(p) for p in paths)
     missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"tidy data lacks columns {missing}; expected {list(TIDY_COLUMNS)}")
     frame = frame[list(TIDY_COLUMNS) + (["_source"] if "_source" in frame.columns else [])].reset_index(drop=True)
     if frame.empty:
         raise ValueError("tidy data is empty")
+    frame = screen_comparable(frame, records)
     return screen_runs(frame, complete_only=complete_only)
 
 

@@ -4,6 +4,7 @@ A crash (even SIGKILL) therefore leaves either the old file or the new one, neve
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -22,9 +23,11 @@ def _atomic_write(path: Path, write: Any) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # messages name the file being written
         raise
 
 
@@ -44,5 +47,20 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    _atomic_write(Path(path), lambda handle: torch.save(obj, handle))
+    """``torch.save`` to ``path`` atomically. Torch's zip writer reports a failed write (a full disk) as a
+    ``RuntimeError``; it is raised as an `OSError` naming ``path`` (``ENOSPC`` when the disk is full)."""
+    def write(handle: Any) -> None:
+        try:
+            torch.save(obj, handle)
+        except RuntimeError as exc:
+            raise OSError(_write_errno(Path(path).parent), f"torch.save failed ({exc})", str(path)) from exc
+
+    _atomic_write(Path(path), write)
+
+
+def _write_errno(folder: Path) -> int:
+    """``ENOSPC`` when ``folder``'s file system has no free block left, else ``EIO``."""
+    try:
+        return errno.ENOSPC if os.statvfs(folder).f_bavail == 0 else errno.EIO
+    except OSError:
+        return errno.EIO

@@ -22,16 +22,23 @@ from typing import Any
 
 from avalanche.core import SupervisedPlugin
 
-__all__ = ["KILL_ENV", "KillPlugin", "fault_plugins", "kill_point"]
+__all__ = ["KILL_ENV", "SIGNAL_ENV", "KillPlugin", "fault_plugins", "kill_point"]
 
 KILL_ENV = "CKDA_KILL_AT"
 """Environment variable naming the instant at which the process kills itself."""
 
 
+SIGNAL_ENV = "CKDA_KILL_SIGNAL"
+"""Environment variable: the signal `kill_point` sends, ``KILL`` (default) or ``TERM`` / ``INT`` (tests of the
+clean-stop path)."""
+
+
 def kill_point(instant: str) -> None:
-    """SIGKILL this process when ``CKDA_KILL_AT`` equals ``instant`` (no cleanup, like a power cut)."""
+    """Signal this process when ``CKDA_KILL_AT`` equals ``instant``: SIGKILL (no cleanup, like a power cut) unless
+    ``CKDA_KILL_SIGNAL`` names ``TERM`` or ``INT``."""
     if os.environ.get(KILL_ENV) == instant:
-        os.kill(os.getpid(), signal.SIGKILL)
+        name = os.environ.get(SIGNAL_ENV, "KILL").strip().upper().removeprefix("SIG") or "KILL"
+        os.kill(os.getpid(), {"TERM": signal.SIGTERM, "INT": signal.SIGINT}.get(name, signal.SIGKILL))
 
 
 class KillPlugin(SupervisedPlugin):

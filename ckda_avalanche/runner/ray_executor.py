@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import uuid
 from collections.abc import Callable
@@ -56,16 +57,14 @@ def _probe_paths(probe: str, token: str, data_root: str) -> tuple[str, list[str]
 def connect(address: str | None) -> bool:
     """Connect to Ray (embedded instance when ``address`` is None); return True when this call started it.
 
-    A ``HOST:PORT`` address is tried with a plain TCP connection first (10 s): Ray itself keeps retrying an
-    unreachable head without a word.
+    A ``HOST:PORT`` address (``address``, or ``$RAY_ADDRESS`` when ``address`` is None) is tried with a plain TCP
+    connection first (`faults.probe_ray_address`, 3 s): Ray itself keeps retrying an unreachable head for minutes.
     """
-    if address is not None and address != "auto" and "://" not in address:
-        host, _, port = address.rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=10).close()
-        except (OSError, ValueError) as exc:
-            raise ExecutorError(f"--ray-address {address}: no Ray head answers there ({exc}); expected 'auto' or "
-                                "HOST:PORT of a running `ray start --head`") from None
+    from ckda_avalanche.runner.faults import probe_ray_address
+
+    if address is None and os.environ.get("RAY_ADDRESS", "").strip():  # ray.init would join it
+        probe_ray_address(os.environ["RAY_ADDRESS"].strip(), source="$RAY_ADDRESS")
+    probe_ray_address(address)
     ray = _ray()
     if ray.is_initialized():
         return False

@@ -121,8 +121,23 @@ def build_benchmark(config: RunConfig, method: str, data_root: Path) -> Any:
 
     extra = stream_overrides(method_config(method, config))
     img_size = tuple(get_model_config(config.model).img_size)
-    return vi_lreid_benchmark(data_root, datasets=config.datasets, protocol=config.protocol, img_size=img_size,
-                              **extra)
+    benchmark = vi_lreid_benchmark(data_root, datasets=config.datasets, protocol=config.protocol,
+                                   img_size=img_size, **extra)
+    if not config.train.allow_unpaired_identities:
+        check_paired_identities(benchmark)
+    return benchmark
+
+
+def check_paired_identities(benchmark: Any) -> None:
+    """`DatasetProblemsError` (naming the dataset's own identity label and a file) when a training identity of any
+    session has images of one modality only: refused before the first session trains, not at its own session."""
+    from ckda_avalanche.benchmarks.datasets.problems import DatasetProblemsError, one_modality_identities
+
+    for experience in benchmark.train_stream:
+        info = experience.reid
+        problems = one_modality_identities(info.dataset, info.samples)
+        if problems:
+            raise DatasetProblemsError(problems)
 
 
 def benchmark_key(config: RunConfig, method: str) -> str:

@@ -164,6 +164,13 @@ class ReIDTemplate(SupervisedTemplate):
         """Identity-balanced cross-modality batches (P ids x K visible + the same ids x K infrared), `epoch_batches`
         per epoch, augmented per batch on the strategy's device; workers (`TrainConfig.num_workers`) persist across
         the session's epochs."""
+        info = getattr(self.experience, "reid", None)
+        if info is not None and info.samples and not self.config.allow_unpaired_identities:
+            from ckda_avalanche.benchmarks.datasets.problems import DatasetProblemsError, one_modality_identities
+
+            problems = one_modality_identities(info.dataset, info.samples)  # the dataset's own labels and files
+            if problems:
+                raise DatasetProblemsError(problems)
         self.dataloader = make_identity_batch_loader(
             self.adapted_dataset,
             num_identities=self.config.num_identities,

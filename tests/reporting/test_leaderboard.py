@@ -69,7 +69,7 @@ def test_incomplete_seed_and_duplicates_are_left_out(tidy_csvs, tmp_path):
     empty = tmp_path / "empty_run"
     empty.mkdir()
     (empty / "avalanche_csv_logger.csv").write_text("epoch,acc\n1,0.5\n")  # not a tidy CSV
-    with pytest.raises(FileNotFoundError, match="no tidy CSV"):
+    with pytest.raises(FileNotFoundError, match="no metrics.csv and no tidy CSV"):
         load_tidy(empty)
     with pytest.raises(FileNotFoundError, match="not found"):
         load_tidy(tmp_path / "nonexistent_dir")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import DatasetLayoutError
 from ._common import ReaderBase
+from .problems import DatasetProblemsError, one_modality_identities
 from .llcm import LLCM
 from .regdb import RegDB
 from .sysu import SYSUMM01
@@ -52,7 +53,8 @@ def find_dataset_folders(base: Path) -> list[tuple[str, Path, type[ReaderBase]]]
 def check_root(root: str | Path) -> list[DatasetReport]:
     """Read every dataset folder found under ``root`` (``RegDB``, ``SYSU-MM01``, ``LLCM``, ``HITSZ-VCM`` or ``VCM``).
 
-    Datasets whose folder is absent are not reported; a reader's `DatasetLayoutError` is reported, not raised.
+    Datasets whose folder is absent are not reported; a reader's `DatasetLayoutError` is reported, not raised, and
+    so are training identities with images of one modality only (`problems.one_modality_identities`).
     Raises `DatasetLayoutError` when ``root`` itself is not a folder.
     """
     base = Path(root).expanduser().resolve()
@@ -65,8 +67,10 @@ def check_root(root: str | Path) -> list[DatasetReport]:
             reader = reader_class(folder)
         except DatasetLayoutError as error:
             reports.append(DatasetReport(dataset=dataset, folder=str(folder), summary=None, error=str(error)))
-        else:
-            reports.append(DatasetReport(dataset=dataset, folder=str(folder), summary=reader.summary(), error=None))
+        else:  # readable; a training identity with one modality only would stop the run at its session
+            problems = one_modality_identities(folder.name, reader.train)
+            reports.append(DatasetReport(dataset=dataset, folder=str(folder), summary=reader.summary(),
+                                         error=str(DatasetProblemsError(problems)) if problems else None))
     return reports
 
 
@@ -91,4 +95,6 @@ def format_check_report(reports: list[DatasetReport], *, warnings: bool = True) 
                          f"{stats['images']['infrared']:>9}  {cameras}")
         lines.extend(f"{'':<8} note: {note}" for note in report.summary["notes"]
                      if warnings or not note.startswith("warning: "))
+        if report.error:
+            lines.append(f"{report.dataset:<8} ERROR    {report.error}")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from ..errors import DatasetLayoutError
 from ._common import IMAGE_SUFFIXES, ReaderBase, scan_files
 from .check import DatasetReport, find_dataset_folders, format_check_report
 from .images import decode_image, describe_decode_failure
-from .problems import ERROR, WARNING, DataProblem, DatasetProblemsError, error, warning
+from .problems import ERROR, WARNING, DataProblem, DatasetProblemsError, error, one_modality_identities, warning
 
 MAX_WORKERS: int = 32
 """Upper bound of the decoding threads."""
@@ -118,7 +118,7 @@ def _read(dataset: str, folder: Path, reader_class: type[ReaderBase]):
         return None, str(exc), list(exc.problems)
     except DatasetLayoutError as exc:
         return None, str(exc), [_problem_from_error(exc, folder)]
-    return reader, None, list(reader.problems)
+    return reader, None, list(reader.problems) + one_modality_identities(_DISPLAY[dataset], reader.train)
 
 
 def inspect_image(dataset: str, path: str) -> tuple[str | None, list[DataProblem]]:

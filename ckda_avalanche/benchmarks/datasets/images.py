@@ -78,6 +78,10 @@ class ImageDecodeError(DatasetLayoutError):
         return type(self)(self.dataset, self.path, f"{self.reason}; {hint}", line=self.line)
 
 
+class OversizeImageError(ValueError):
+    """An image over Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``): refused, not decoded."""
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
     """An image decoded to 8-bit RGB, with what the file held."""
@@ -143,21 +147,31 @@ def decode_image(path: str | Path) -> DecodedImage:
     """Decode ``path`` fully and convert it to 8-bit RGB by the module's policy.
 
     Raises ``FileNotFoundError`` when the file is absent, ``OSError`` / ``UnidentifiedImageError`` when it cannot
-    be read or decoded (empty, truncated, symlink loop, not an image) and ``ValueError`` when its pixels have no
-    8-bit conversion (see the module docstring).
+    be read or decoded (empty, truncated, symlink loop, not an image), ``ValueError`` when its pixels have no
+    8-bit conversion (see the module docstring) and `OversizeImageError` (a ``ValueError``) when it has more pixels
+    than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485 by default; such a file is
+    never decoded).
     """
-    with Image.open(path) as image:
-        image.load()
-        mode, size = image.mode, image.size
-        if mode in SIXTEEN_BIT_MODES or mode == "I":
-            rgb, loss = _sixteen_bit_to_rgb(image)
-        elif mode == "F":
-            raise ValueError("32-bit floating-point image: no defined conversion to 8 bits; expected 8-bit or "
-                             "16-bit pixels")
-        else:
-            rgb, loss = image.convert("RGB"), None
-        transparent = _transparent_share(image)
-    return DecodedImage(rgb=rgb, mode=mode, bits=_bits(mode), size=size, loss=loss, transparent=transparent)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _converted(image)
+    except Image.DecompressionBombError as error:  # Pillow refuses it before decoding; name it like any failure
+        raise OversizeImageError(f"{error} (Pillow's decompression-bomb limit, Image.MAX_IMAGE_PIXELS = "
+                                 f"{Image.MAX_IMAGE_PIXELS} pixels); resize the image or remove it") from None
+
+
+def _converted(image: Image.Image) -> DecodedImage:
+    mode, size = image.mode, image.size
+    if mode in SIXTEEN_BIT_MODES or mode == "I":
+        rgb, loss = _sixteen_bit_to_rgb(image)
+    elif mode == "F":
+        raise ValueError("32-bit floating-point image: no defined conversion to 8 bits; expected 8-bit or "
+                         "16-bit pixels")
+    else:
+        rgb, loss = image.convert("RGB"), None
+    return DecodedImage(rgb=rgb, mode=mode, bits=_bits(mode), size=size, loss=loss,
+                        transparent=_transparent_share(image))
 
 
 def describe_decode_failure(path: str | Path, error: BaseException) -> str:
@@ -171,6 +185,8 @@ def describe_decode_failure(path: str | Path, error: BaseException) -> str:
             return "cannot decode image: the file is empty (0 bytes)"
     except OSError:
         pass
+    if isinstance(error, OversizeImageError):
+        return f"image too large to decode: {error}"
     if isinstance(error, ValueError) and not isinstance(error, UnidentifiedImageError):
         return f"cannot convert image to 8-bit RGB: {error}"
     if "truncated" in str(error).lower():

@@ -84,3 +84,22 @@ def raise_if_errors(problems: Sequence[DataProblem]) -> None:
     """Raise `DatasetProblemsError` when ``problems`` holds an error; warnings alone pass."""
     if any(p.severity == ERROR for p in problems):
         raise DatasetProblemsError(problems)
+
+
+def one_modality_identities(dataset: str, samples: Sequence) -> list[DataProblem]:
+    """An `ERROR` per training identity whose images are all of one modality (the cross-modality sampler needs
+    both), naming the dataset's own identity label and one of its files. ``samples``: `ReIDSample`s (``pid`` is
+    the dataset's own label, ``modality`` 0 visible / 1 infrared)."""
+    files: dict[int, dict[int, list[str]]] = {}
+    for sample in samples:
+        files.setdefault(int(sample.pid), {}).setdefault(int(sample.modality), []).append(str(sample.path))
+    problems = []
+    for pid, by_modality in sorted(files.items()):
+        if len(by_modality) != 1:
+            continue
+        (modality, paths), = by_modality.items()
+        have, lack = ("visible", "infrared") if modality == 0 else ("infrared", "visible")
+        problems.append(error(dataset, paths[0], f"training identity {pid} has {len(paths)} {have} image(s) "
+                              f"(this is one) and no {lack} image: cross-modality batches need both; add its "
+                              f"{lack} images, or remove the identity from the training split"))
+    return problems
