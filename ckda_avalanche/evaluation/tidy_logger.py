@@ -111,9 +111,11 @@ def _append(path: Path, rows: Sequence[list[str]]) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 handle.truncate(size)
+            if isinstance(exc, OSError) and exc.filename is None:
+                exc.filename = str(path)  # messages name the CSV
             raise
 
 

@@ -23,7 +23,8 @@ from collections.abc import Iterator
 
 from ckda_avalanche.runner.overrides import ConfigError
 
-__all__ = ["RESUME_HINT", "check_environment", "describe_os_error", "probe_ray_address", "sigterm_as_interrupt"]
+__all__ = ["RESUME_HINT", "SigtermInterrupt", "check_environment", "describe_os_error", "probe_ray_address",
+           "restore_sigterm", "sigterm_as_interrupt"]
 
 RESUME_HINT = "finished sessions are saved; rerun the same command with --resume to continue"
 """What a run that stopped early says about its folder."""
@@ -140,3 +141,13 @@ def probe_ray_address(address: str | None, *, source: str = "--ray-address",
     except (OSError, ValueError) as exc:
         raise ExecutorError(f"{source} {address}: no Ray head answers there ({exc}); expected 'auto' or HOST:PORT "
                             "of a running `ray start --head`") from None
+
+
+def restore_sigterm(handler: object) -> None:
+    """Put ``handler`` back as the SIGTERM handler (main thread only; elsewhere nothing happens)."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError, TypeError):
+        pass

@@ -9,13 +9,16 @@
   submitting, unless ``--resume``), so a retry continues from the last finished session's checkpoint and nothing
   finished is recomputed. Python exceptions (bad config, dataset errors, a NaN loss's `RunFailedError`) are
   deterministic: they are not retried (``retry_exceptions=False``) and are reported once with the run's name.
-- **Ctrl-C** cancels every pending task (``ray.cancel(force=True)``: the worker is killed like any crash, and the
-  atomic checkpoints keep each finished session) and re-raises ``KeyboardInterrupt``: rerun with ``--resume``.
+- **Ctrl-C and SIGTERM** cancel every pending task (``ray.cancel(force=True)``: the worker is killed like any crash,
+  and the atomic checkpoints keep each finished session), shut an embedded Ray instance down and re-raise
+  ``KeyboardInterrupt``: rerun with ``--resume``. (``ray.init`` turns SIGTERM into a bare exit; the driver takes it
+  back while it waits, `faults.sigterm_as_interrupt`.)
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Callable
@@ -62,7 +65,7 @@ def connect(address: str | None) -> bool:
     """
     from ckda_avalanche.runner.faults import probe_ray_address
 
-    if address is None and os.environ.get("RAY_ADDRESS", "").strip():  # ray.init would join it
+    if address in (None, "auto") and os.environ.get("RAY_ADDRESS", "").strip():  # ray.init would join it
         probe_ray_address(os.environ["RAY_ADDRESS"].strip(), source="$RAY_ADDRESS")
     probe_ray_address(address)
     ray = _ray()
@@ -133,44 +136,16 @@ def run_on_ray(tasks: list[RunTask], options: ExecutorOptions,
 
     Raises `ExecutorError` listing the failed runs after every other run finished.
     """
-    from tqdm.auto import tqdm
+    from ckda_avalanche.runner.faults import restore_sigterm, sigterm_as_interrupt
 
     refuse_existing(tasks)
+    sigterm_before = signal.getsignal(signal.SIGTERM)
+    started = connect(options.ray_address)  # a dead address fails before Ray is even imported
     ray = _ray()
-    started = connect(options.ray_address)
     pending: dict[Any, int] = {}
     try:
-        check_resources(options)
-        if tasks:
-            check_shared_paths(tasks[0].run_dir.parents[1], tasks[0].data_root)
-        cpus = 1.0 if options.cpus_per_run is None else options.cpus_per_run
-        remote = ray.remote(_run_remote).options(num_cpus=cpus, num_gpus=options.gpus_per_run,
-                                                 max_retries=options.max_retries, retry_exceptions=False)
-        device_cpu = options.gpus_per_run == 0
-        for index, task in enumerate(tasks):
-            task = replace(task, resume=True, executor="ray", threads=options.threads(), progress=False,
-                           device="cpu" if device_cpu and task.device == "auto" else task.device)
-            pending[remote.remote(task)] = index
-        outcomes: list[RunOutcome | None] = [None] * len(tasks)
-        failures: list[str] = []
-        with tqdm(total=len(tasks), desc=f"runs (ray, {cpus:g} CPU{'s' if cpus != 1 else ''}"
-                  + (f", {options.gpus_per_run:g} GPU" if options.gpus_per_run else "") + " each)",
-                  disable=not options.progress, dynamic_ncols=True) as bar:
-            write = bar.write if options.progress else report
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                index = pending.pop(done[0])
-                try:
-                    outcomes[index] = ray.get(done[0])
-                    write(outcomes[index].line())
-                except ray.exceptions.RayError as exc:
-                    failures.append(_describe_failure(tasks[index], exc))
-                    write(failures[-1])
-                bar.update(1)
-        if failures:
-            raise ExecutorError(f"{len(failures)} of {len(tasks)} run(s) failed (the others finished; fix the "
-                                f"cause and rerun with --resume): " + " | ".join(failures))
-        return [o for o in outcomes if o is not None]
+        with sigterm_as_interrupt():  # ray.init made SIGTERM a bare sys.exit: take the Ctrl-C path below instead
+            return _submit_and_wait(ray, tasks, options, pending, report)
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -178,4 +153,43 @@ def run_on_ray(tasks: list[RunTask], options: ExecutorOptions,
     finally:
         if started:
             ray.shutdown()
+        restore_sigterm(sigterm_before)  # the caller's handler, not the one ray.init installed
+
+
+def _submit_and_wait(ray: Any, tasks: list[RunTask], options: ExecutorOptions, pending: dict[Any, int],
+                     report: Callable[[str], None]) -> list[RunOutcome]:
+    """Submit every task (``pending``: object ref -> task index, kept up to date for cancelling) and collect them."""
+    from tqdm.auto import tqdm
+
+    check_resources(options)
+    if tasks:
+        check_shared_paths(tasks[0].run_dir.parents[1], tasks[0].data_root)
+    cpus = 1.0 if options.cpus_per_run is None else options.cpus_per_run
+    remote = ray.remote(_run_remote).options(num_cpus=cpus, num_gpus=options.gpus_per_run,
+                                             max_retries=options.max_retries, retry_exceptions=False)
+    device_cpu = options.gpus_per_run == 0
+    for index, task in enumerate(tasks):
+        task = replace(task, resume=True, executor="ray", threads=options.threads(), progress=False,
+                       device="cpu" if device_cpu and task.device == "auto" else task.device)
+        pending[remote.remote(task)] = index
+    outcomes: list[RunOutcome | None] = [None] * len(tasks)
+    failures: list[str] = []
+    with tqdm(total=len(tasks), desc=f"runs (ray, {cpus:g} CPU{'s' if cpus != 1 else ''}"
+              + (f", {options.gpus_per_run:g} GPU" if options.gpus_per_run else "") + " each)",
+              disable=not options.progress, dynamic_ncols=True) as bar:
+        write = bar.write if options.progress else report
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            index = pending.pop(done[0])
+            try:
+                outcomes[index] = ray.get(done[0])
+                write(outcomes[index].line())
+            except ray.exceptions.RayError as exc:
+                failures.append(_describe_failure(tasks[index], exc))
+                write(failures[-1])
+            bar.update(1)
+    if failures:
+        raise ExecutorError(f"{len(failures)} of {len(tasks)} run(s) failed (the others finished; fix the "
+                            f"cause and rerun with --resume): " + " | ".join(failures))
+    return [o for o in outcomes if o is not None]
 
