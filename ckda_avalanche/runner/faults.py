@@ -39,12 +39,13 @@ class SigtermInterrupt(KeyboardInterrupt):
 def check_environment(environ: dict[str, str] | None = None) -> None:
     """Parse every ``CKDA_*`` variable the package reads; `ConfigError` naming the first malformed one."""
     from ckda_avalanche.benchmarks import decoded_store, image_store
+    from ckda_avalanche.benchmarks.byte_sizes import parse_bytes
     from ckda_avalanche.runner.fault_injection import KILL_ENV
     from ckda_avalanche.runner.worker_fault import FAULT_ENV, FaultSpec
 
     env = os.environ if environ is None else environ
-    checks = [(image_store.LIMIT_ENV, lambda v: image_store._parse_bytes(v, f"${image_store.LIMIT_ENV}")),
-              (decoded_store.MAX_ENV, lambda v: image_store._parse_bytes(v, f"${decoded_store.MAX_ENV}")),
+    checks = [(image_store.LIMIT_ENV, lambda v: parse_bytes(v, f"${image_store.LIMIT_ENV}")),
+              (decoded_store.MAX_ENV, lambda v: parse_bytes(v, f"${decoded_store.MAX_ENV}")),
               (image_store.CACHE_ENV, _cache_mode),
               (FAULT_ENV, FaultSpec.parse),
               (decoded_store.DIR_ENV, _store_dir),
