@@ -23,6 +23,10 @@ _EXPORTS: dict[str, str] = {
     "ExperienceScores": "feature_pool",
     "TrialScores": "feature_pool",
     "metric_keys": "feature_pool",
+    "pool_features": "feature_pool",
+    # modality_gap.py: how far infrared features sit from the same person's visible ones
+    "modality_gap": "modality_gap",
+    "MODALITY_GAP_METRICS": "modality_gap",
     # forgetting.py: pure functions on R[train_exp, eval_dataset]
     "seen_average": "forgetting",
     "forgetting_per_dataset": "forgetting",

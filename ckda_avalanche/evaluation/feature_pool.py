@@ -13,14 +13,16 @@ Scoring one dataset (``evaluate_protocol``), as fixed in ``docs/ARCHITECTURE.md`
 3. features are L2-normalised (again: tracklet means are not unit-norm) and each `RetrievalTrial` is ranked with
    `evaluation.distance.cosine_distance` and `evaluation.ranking.evaluate_rank` under its rule (max_rank = the
    largest reported rank);
-4. the dataset's score is the unweighted mean over trials of every metric.
+4. the dataset's score is the unweighted mean over trials of every metric;
+5. the modality gap of the whole (grouped, normalised) pool (`evaluation.modality_gap`) is computed from the same
+   features, once per dataset (no extra forward pass).
 
 All scores are fractions in [0, 1] (mAP, Rank-k = CMC at k, mINP).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,9 +31,10 @@ from ckda_avalanche.benchmarks.protocols import EvalProtocol, group_pool_by_trac
 from ckda_avalanche.benchmarks.sample import ReIDSample
 
 from .distance import cosine_distance, l2_normalize
+from .modality_gap import modality_gap
 from .ranking import evaluate_rank
 
-__all__ = ["TrialScores", "ExperienceScores", "metric_keys", "evaluate_protocol", "ReIDRetrieval"]
+__all__ = ["TrialScores", "ExperienceScores", "metric_keys", "evaluate_protocol", "pool_features", "ReIDRetrieval"]
 
 
 def metric_keys(ranks: Sequence[int], minp: bool) -> tuple[str, ...]:
@@ -76,6 +79,8 @@ class ExperienceScores:
     """Per-trial scores, in protocol order."""
     mean: dict[str, float]
     """Unweighted mean over trials of every metric."""
+    modality_gap: dict[str, float] = field(default_factory=dict)
+    """`evaluation.modality_gap` values of the whole test pool (metric name -> value; empty when not computed)."""
 
 
 def _pool_features(
@@ -86,6 +91,16 @@ def _pool_features(
     grouped, groups = group_pool_by_tracklet(list(samples))
     pooled = torch.stack([features[torch.as_tensor(g)].mean(dim=0) for g in groups])
     return pooled, grouped
+
+
+def pool_features(features: torch.Tensor, samples: Sequence[ReIDSample],
+                  protocol: EvalProtocol) -> tuple[torch.Tensor, list[ReIDSample]]:
+    """The features the protocol ranks: tracklet means when it groups by tracklet, then L2-normalised (float32);
+    returns them with the (possibly grouped) pool their rows belong to."""
+    feats, pool = _pool_features(features.float(), samples, protocol.group_by_tracklet)
+    # The model already L2-normalises; normalising again makes tracklet means unit-norm too, so the ranked
+    # distance is the cosine distance of the protocol (`cosine_distance` does not normalise).
+    return l2_normalize(feats), pool
 
 
 def evaluate_protocol(
@@ -104,10 +119,7 @@ def evaluate_protocol(
             f"{dataset}: expected one feature row per test sample ({len(samples)}), got features of shape "
             f"{tuple(features.shape)}"
         )
-    feats, pool = _pool_features(features.float(), samples, protocol.group_by_tracklet)
-    # The model already L2-normalises; normalising again makes tracklet means unit-norm too, so the ranked
-    # distance is the cosine distance of the protocol (`cosine_distance` does not normalise).
-    feats = l2_normalize(feats)
+    feats, pool = pool_features(features, samples, protocol)
     pids = np.fromiter((s.pid for s in pool), dtype=np.int64, count=len(pool))
     camids = np.fromiter((s.camid for s in pool), dtype=np.int64, count=len(pool))
     keys = metric_keys(ranks, minp)
@@ -133,7 +145,9 @@ def evaluate_protocol(
             num_valid=int(result.num_valid), values={k: values[k] for k in keys},
         ))
     mean = {k: float(np.mean([t.values[k] for t in trials])) for k in keys}
-    return ExperienceScores(dataset=dataset, protocol=protocol.name, trials=tuple(trials), mean=mean)
+    gap = modality_gap(feats, pids, [s.modality for s in pool])
+    return ExperienceScores(dataset=dataset, protocol=protocol.name, trials=tuple(trials), mean=mean,
+                            modality_gap=gap)
 
 
 class ReIDRetrieval:
@@ -178,6 +192,10 @@ class ReIDRetrieval:
         self._features.append(features.detach().float().cpu())
         self._labels.append(labels.detach().long().cpu())
         self._camids.append(camids.detach().long().cpu())
+
+    def features(self, samples: Sequence[ReIDSample], *, dataset: str) -> torch.Tensor:
+        """The collected features (row n = ``samples[n]``), after the same alignment checks as `result`."""
+        return self._check_alignment(samples, dataset)
 
     def _check_alignment(self, samples: Sequence[ReIDSample], dataset: str) -> torch.Tensor:
         n = self.num_collected

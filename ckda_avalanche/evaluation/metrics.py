@@ -25,6 +25,9 @@ Emitted `MetricValue` names (Avalanche's ``get_metric_name`` shape, no task labe
 
 - ``<m>_Exp/eval_phase/test_stream/Exp002`` for m in mAP, Rank1, Rank5, Rank10 (the chosen ranks), mINP: mean over
   the protocol's trials; ``<m>_Exp/eval_phase/test_stream/Exp002/trial=<trial name>``: one trial;
+- ``modality_gap_ratio_Exp/eval_phase/test_stream/Exp002`` and ``modality_gap_centroid_Exp/...``: the modality
+  gap of the dataset's test pool (`evaluation.modality_gap`; tidy metrics ``modality_gap/ratio`` and
+  ``modality_gap/centroid``, trial ``mean``), from the same features, after every evaluation;
 - ``<m>_Stream/eval_phase/test_stream``: mean over the evaluated datasets seen so far (experience index <= the last
   trained experience; every evaluated experience before any training; not emitted when the eval call contained
   only datasets not trained yet);
@@ -222,6 +225,9 @@ class ReIDRetrievalPluginMetric(PluginMetric[dict]):
             for trial in scores.trials:
                 values.append(self._value(strategy, f"{base}/trial={trial.name}", trial.values[key], key,
                                           scores.dataset, trial.name, scores.protocol))
+        for key, value in scores.modality_gap.items():  # e.g. modality_gap/ratio -> modality_gap_ratio_Exp/...
+            values.append(self._value(strategy, self._name(strategy, f"{key.replace('/', '_')}_Exp", exp_id), value,
+                                      key, scores.dataset, "mean", scores.protocol))
         return values
 
     def after_eval(self, strategy: "SupervisedTemplate") -> list[MetricValue]:

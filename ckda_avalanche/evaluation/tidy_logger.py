@@ -11,7 +11,8 @@ eval_dataset    dataset name; ``seen_avg`` for stream-level means / forgetting /
 protocol        evaluation protocol (``paper`` / ``full``)
 trial           trial name; ``mean`` for the mean over trials; ``-`` for stream-level and run-level rows
 metric          ``mAP``, ``Rank1``, ``Rank5``, ``Rank10``, ``mINP``, ``forgetting/mAP``, ``forgetting/Rank1``,
-                ``bwt/mAP``, ``bwt/Rank1``; run-level rows written by the runner: ``memory_bytes/<kind>`` (bytes
+                ``bwt/mAP``, ``bwt/Rank1``, ``modality_gap/ratio``, ``modality_gap/centroid`` (per dataset,
+                trial ``mean``; `evaluation.modality_gap`); run-level rows written by the runner: ``memory_bytes/<kind>`` (bytes
                 kept between sessions after session ``train_exp``), ``train_time_s`` (seconds spent training
                 session ``train_exp``, one row per session), ``precision/<name>`` (value 1.0: session
                 ``train_exp`` ran in precision ``fp32``, ``bf16`` or ``fp16``; `PRECISION_METRIC_PREFIX`)

@@ -154,8 +154,12 @@ def test_plugin_metric_matches_evaluate_rank_and_feeds_the_tidy_csv(tmp_path):
     assert "mAP_Forgetting_Exp/eval_phase/test_stream/Exp001" not in last  # learned in the current session
 
     rows = tidy_rows_from_csv(csv_path)
-    # 3 evals x (2 datasets x 5 metrics x (mean + 2 trials) + 5 seen_avg) + forgetting/bwt rows after session 2.
-    assert len(rows) == 3 * (2 * 5 * 3 + 5) + 6
+    # 3 evals x (2 datasets x (5 metrics x (mean + 2 trials) + 2 modality-gap rows) + 5 seen_avg) + forgetting/bwt
+    # rows after session 2.
+    assert len(rows) == 3 * (2 * (5 * 3 + 2) + 5) + 6
+    gap = rows[rows.metric.str.startswith("modality_gap/")]
+    assert sorted(set(gap.metric)) == ["modality_gap/centroid", "modality_gap/ratio"] and (gap.trial == "mean").all()
+    assert len(gap) == 3 * 2 * 2 and set(gap.eval_dataset) == {"dsa", "dsb"}
     assert set(rows["train_exp"]) == {0, 1, 2}
     row = rows[(rows.train_exp == 2) & (rows.eval_dataset == "dsb") & (rows.trial == "vis2ir")
                & (rows.metric == "mINP")]
