@@ -4,6 +4,8 @@
 
 - ``seen_mAP``, ``seen_Rank1``: seen-average after each session, one line per method;
 - ``per_dataset_mAP``: one panel per dataset, its mAP after each session, one line per method;
+- ``modality_gap``: one panel per dataset, its modality-gap ratio (`evaluation.modality_gap`) after each session,
+  one line per method (only when the CSVs hold ``modality_gap/ratio`` rows);
 - ``matrix_<method>``: session x dataset heatmaps of mAP and of forgetting (`evaluation.forgetting`), with numbers;
 - ``final_seen``: final seen-average mAP and Rank-1 per method (leaderboard order) with 95% intervals over seeds;
 - ``ablation_<base>`` (only when method variants such as ``ckda[no_msp]`` are present; `ablation`): the paired
@@ -29,6 +31,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ckda_avalanche.evaluation.forgetting import forgetting_per_dataset, seen_average  # noqa: E402
+from ckda_avalanche.evaluation.modality_gap import MODALITY_GAP_RATIO  # noqa: E402
 
 from .ablation import FULL_VARIANT, build_ablation  # noqa: E402
 from .leaderboard import build_leaderboard  # noqa: E402
@@ -122,18 +125,18 @@ def _ci_half_width(values: np.ndarray) -> np.ndarray:
     return t.reshape(np.shape(counts)) * std / np.sqrt(np.maximum(counts, 1))
 
 
-def _line(ax: plt.Axes, x: np.ndarray, per_seed: np.ndarray, method: str) -> None:
+def _line(ax: plt.Axes, x: np.ndarray, per_seed: np.ndarray, method: str, *, scale: float = 100.0) -> None:
     mean, _ = _nan_stats(per_seed)
     keep = ~np.isnan(mean)
     if not keep.any():
         return
     colour = method_color(method)
     label = method if per_seed.shape[0] == 1 else f"{method} (mean, 95% CI, n={per_seed.shape[0]})"
-    ax.plot(x[keep], 100 * mean[keep], marker="o", color=colour, label=label, linewidth=2)
+    ax.plot(x[keep], scale * mean[keep], marker="o", color=colour, label=label, linewidth=2)
     half = _ci_half_width(per_seed)
     band = keep & ~np.isnan(half)
     if band.any():
-        ax.fill_between(x[band], 100 * (mean - half)[band], 100 * (mean + half)[band], color=colour, alpha=0.2)
+        ax.fill_between(x[band], scale * (mean - half)[band], scale * (mean + half)[band], color=colour, alpha=0.2)
 
 
 def _session_axis(ax: plt.Axes, sessions: int, datasets: list[str]) -> None:
@@ -205,6 +208,39 @@ def _per_dataset(by_method: dict[str, list[RunScores]], datasets: list[str], pro
     fig.suptitle(f"Per-dataset mAP after each session ({protocol} protocol; dotted: session it is learned)")
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     return _save(fig, out, f"per_dataset_mAP_{_safe(protocol)}", formats)
+
+
+def _modality_gap(by_method: dict[str, list[RunScores]], datasets: list[str], protocol: str, out: Path,
+                  formats: tuple[str, ...]) -> list[Path]:
+    """One panel per dataset: its modality-gap ratio (`evaluation.modality_gap`) after each session, per method."""
+    cols = min(4, len(datasets))
+    nrows = int(np.ceil(len(datasets) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 3.2 * nrows), squeeze=False, sharey=True)
+    sessions = max(r.final_train_exp for runs in by_method.values() for r in runs)
+    x = np.arange(1, sessions + 1)
+    for d, dataset in enumerate(datasets):
+        ax = axes[d // cols][d % cols]
+        for method, runs in by_method.items():
+            stacked = _aligned(runs, MODALITY_GAP_RATIO, datasets)
+            per_seed = np.full((len(runs), sessions), np.nan)
+            per_seed[:, : stacked.shape[1] - 1] = stacked[:, 1:, d]
+            _line(ax, x, per_seed, method, scale=1.0)
+        ax.axvline(d + 1, color="#999999", linestyle=":", linewidth=1)
+        ax.set_title(f"{dataset} modality gap")
+        ax.set_xticks(x)
+        ax.set_xlabel("session")
+        ax.grid(True, alpha=0.3)
+        if d % cols == 0:
+            ax.set_ylabel("same-id / other-id IR-VIS distance")
+    for k in range(len(datasets), nrows * cols):
+        axes[k // cols][k % cols].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))),
+               bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(labels) > 6)))
+    fig.suptitle(f"Modality-gap ratio after each session ({protocol} protocol; lower: a person's infrared and visible "
+                 "features closer; 1: no identity information across modalities)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return _save(fig, out, f"modality_gap_{_safe(protocol)}", formats)
 
 
 def _heatmap(ax: plt.Axes, values: np.ndarray, datasets: list[str], title: str, cmap: str, *,
@@ -315,6 +351,8 @@ def plot_runs(sources: Sources, out_dir: str | os.PathLike[str], *,
         for metric in ("mAP", "Rank1"):
             written += _seen_curve(by_method, metric, datasets, protocol, out, formats)
         written += _per_dataset(by_method, datasets, protocol, out, formats)
+        if any(MODALITY_GAP_RATIO in r.matrices for r in chosen):  # boards made before the gap was logged lack it
+            written += _modality_gap(by_method, datasets, protocol, out, formats)
         for method, method_runs in by_method.items():
             written += _matrix(method, method_runs, datasets, protocol, out, formats)
         if board is not None:

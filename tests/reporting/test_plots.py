@@ -1,5 +1,6 @@
 """Figures are drawn from the tidy CSV, non-empty, readable sizes, consistent colours."""
 import matplotlib.image as mpimg
+import pandas as pd
 import pytest
 
 from ckda_avalanche.reporting import load_tidy, method_color, plot_runs
@@ -44,3 +45,12 @@ def test_plot_runs_draws_curves_of_unfinished_seeds(tidy_csvs, tmp_path):
     with pytest.warns(UserWarning, match="run 'ckda_s1' .* left out: unfinished"):
         paths = plot_runs(running, tmp_path)  # the unfinished seed is left out of the final-score figure only
     assert {"seen_mAP_paper.png", "final_seen_paper.png"} <= {p.name for p in paths}
+
+
+def test_modality_gap_figure_is_drawn_when_the_rows_exist(tidy_csvs, tmp_path):
+    frame = load_tidy(tidy_csvs)
+    gap = frame[(frame["metric"] == "mAP") & (frame["trial"] == "mean") & (frame["eval_dataset"] != "seen_avg")]
+    gap = gap.assign(metric="modality_gap/ratio", value=0.8)
+    paths = plot_runs(pd.concat([frame, gap], ignore_index=True), tmp_path)
+    assert (tmp_path / "modality_gap_paper.png") in paths
+    assert (tmp_path / "modality_gap_paper.png").stat().st_size > 10_000
