@@ -6,6 +6,7 @@
     ckda eval RUN_DIR... --protocol full [--datasets regdb,sysu]          (re-score kept per-session models)
     ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
     ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf] [--merge-precisions]
+    ckda show RUN_DIR... --dataset regdb --sessions 1 4 [--pick random|rank-change|ap-change] [--embedding pca|tsne]
     ckda data synth --out DIR [--seed N] [--scale S]
     ckda data check ROOT [--deep [--workers N] [--no-progress]]
 """
@@ -199,6 +200,38 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    """Ranked-list grid (and feature maps) of each run's models after the chosen sessions (runner/show.py)."""
+    from ckda_avalanche.runner.overrides import ConfigError
+    from ckda_avalanche.runner.reevaluate import find_run_dirs, load_saved_run
+    from ckda_avalanche.runner.show import session_features, show_feature_maps, show_ranked_lists
+
+    runs = [load_saved_run(r) for r in find_run_dirs(args.runs)]
+    runs = [r for r in runs if (not args.methods or r.method in args.methods) and args.seed in (None, r.seed)]
+    if not runs:
+        raise ConfigError(f"{' '.join(args.runs)}: no run of method(s) {args.methods or 'any'} and seed "
+                          f"{'any' if args.seed is None else args.seed}")
+    out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
+    roots: dict[tuple[float, int], Path] = {}
+    for saved in runs:
+        key = (saved.run_config.synthetic_scale, saved.run_config.synthetic_seed)
+        if key not in roots:
+            roots[key] = _data_root(args, saved.run_config)
+        started = time.perf_counter()
+        sessions = args.sessions or list(range(1, saved.sessions + 1))
+        found = session_features(saved.run_dir, dataset=args.dataset, sessions=sessions,
+                                 data_root=roots[key], protocol=args.protocol, device=args.device)
+        paths = [show_ranked_lists(found, out, queries=args.queries, top_k=args.top_k, pick=args.pick,
+                                   seed=args.pick_seed, trial=args.trial)]
+        if args.embedding:
+            paths.append(show_feature_maps(found, out, method=args.embedding, identities=args.identities,
+                                           seed=args.pick_seed))
+        for path in paths:
+            print(path)
+        print(f"{saved.method} seed {saved.seed}: {time.perf_counter() - started:.1f} s", flush=True)
+    return 0
+
+
 def cmd_data_synth(args: argparse.Namespace) -> int:
     import math
 
@@ -319,6 +352,30 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--merge-precisions", action="store_true",
                       help="pool seeds trained in different precisions (bf16/fp32) into one curve")
     plot.set_defaults(func=cmd_plot)
+
+    show = sub.add_parser("show", help="ranked-list pictures (and feature maps) of a run's kept models after chosen "
+                                       "sessions")
+    show.add_argument("runs", nargs="+", help="run folders (OUT or OUT/<method>/seed<k>)")
+    show.add_argument("--dataset", default="regdb", help="test dataset (default regdb)")
+    show.add_argument("--sessions", type=int, nargs="+", help="sessions, side by side (default: every session)")
+    show.add_argument("--methods", type=lambda t: [m for m in t.split(",") if m], help="only these methods")
+    show.add_argument("--seed", type=int, help="only this seed")
+    show.add_argument("--queries", type=int, default=8, help="queries shown (default 8)")
+    show.add_argument("--top-k", type=int, default=10, help="gallery items per query (default 10)")
+    show.add_argument("--pick", default="random", choices=("random", "rank-change", "ap-change"),
+                      help="random (seeded, default), or the largest change of first-match rank / AP between the "
+                           "first and last session shown")
+    show.add_argument("--pick-seed", type=int, default=0, help="seed of the random query and identity choice")
+    show.add_argument("--embedding", choices=("pca", "tsne"), help="also draw the feature map (PCA or t-SNE)")
+    show.add_argument("--identities", type=int, default=12, help="identities in the feature map (default 12)")
+    show.add_argument("--protocol", default="paper", choices=("paper", "full"), help="protocol (default paper)")
+    show.add_argument("--trial", help="the protocol's trial shown, e.g. ir2vis/trial0 (default: its first)")
+    show.add_argument("--data", default="synthetic", help="'synthetic' or the datasets' folder (as for run)")
+    show.add_argument("--synthetic-dir", default=str(DEFAULT_SYNTHETIC_DIR),
+                      help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR})")
+    show.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    show.add_argument("--out", help="output folder (default: RUN_DIR/plots)")
+    show.set_defaults(func=cmd_show)
 
     pre = sub.add_parser("pretrain", help="pretrain a backbone on the synthetic pretraining pool (an ImageNet "
                          "stand-in sharing nothing with the benchmark) and save it as .safetensors")

@@ -45,7 +45,8 @@ from ckda_avalanche.runner.run_state import format_changes, keep_rescored_rows
 from ckda_avalanche.runner.session_models import kept_sessions, load_model_weights, load_session_model
 
 __all__ = ["MergeCounts", "RescoreConflictError", "SavedRun", "eval_datasets", "find_run_dirs", "load_saved_run",
-           "merge_rows", "protocol_label", "reevaluate", "rescore_run"]
+           "merge_rows", "protocol_label", "reevaluate", "rescore_run", "saved_run_benchmark",
+           "saved_run_strategy"]
 
 
 class RescoreConflictError(ValueError):
@@ -162,8 +163,6 @@ def rescore_run(saved: SavedRun, benchmark: Any, *, protocol: str, tested: Seque
     from avalanche.training.plugins import EvaluationPlugin
 
     from ckda_avalanche.evaluation import TidyCSVLogger, reid_metrics
-    from ckda_avalanche.models import create_model
-    from ckda_avalanche.strategies import STRATEGIES, resolve_device
 
     trained = list(saved.run_config.datasets)
     kept = kept_sessions(saved.run_dir)
@@ -176,21 +175,13 @@ def rescore_run(saved: SavedRun, benchmark: Any, *, protocol: str, tested: Seque
     missing = [d for d in tested if d not in names]
     if missing or names[: len(trained)] != trained:
         raise ValueError(f"benchmark datasets {names} must start with the run's {trained} and hold {list(tested)}")
-    get = getattr(saved.method_config, "model_overrides", None)
-    model = create_model(saved.run_config.model, False, config_overrides=dict(get()) if callable(get) else {})
     metrics = reid_metrics(progress=progress)
     metric = metrics[0]
     with tempfile.TemporaryDirectory(prefix="ckda-eval-") as tmp:
         tmp_csv = Path(tmp) / "metrics.csv"
         logger = TidyCSVLogger(tmp_csv, run=saved.run, method=saved.method, seed=saved.seed, dataset_names=names,
                                protocol=protocol)
-        kwargs: dict[str, Any] = dict(
-            model=model, config=dataclasses.replace(saved.run_config.train, seed=saved.seed),
-            eval_mb_size=saved.run_config.eval_mb_size, device=resolve_device(device),
-            evaluator=EvaluationPlugin(*metrics, loggers=[logger]))
-        if saved.method_config is not None:
-            kwargs["method"] = saved.method_config
-        strategy = STRATEGIES[saved.base](**kwargs)
+        strategy = saved_run_strategy(saved, EvaluationPlugin(*metrics, loggers=[logger]), device=device)
         experiences = [benchmark.test_stream[names.index(d)] for d in tested]
         for session in wanted:
             try:
@@ -212,6 +203,33 @@ def rescore_run(saved: SavedRun, benchmark: Any, *, protocol: str, tested: Seque
     for row in rows:
         row[column] = label
     return rows
+
+
+def saved_run_strategy(saved: SavedRun, evaluator: Any, *, device: str = "auto") -> Any:
+    """The run's strategy around ``evaluator``: its model (with the method's ablations; weights still to be loaded
+    with `load_model_weights`), training config, seed and ``eval_mb_size``, as ``ckda run`` built it."""
+    from ckda_avalanche.models import create_model
+    from ckda_avalanche.strategies import STRATEGIES, resolve_device
+
+    get = getattr(saved.method_config, "model_overrides", None)
+    model = create_model(saved.run_config.model, False, config_overrides=dict(get()) if callable(get) else {})
+    kwargs: dict[str, Any] = dict(
+        model=model, config=dataclasses.replace(saved.run_config.train, seed=saved.seed),
+        eval_mb_size=saved.run_config.eval_mb_size, device=resolve_device(device), evaluator=evaluator)
+    if saved.method_config is not None:
+        kwargs["method"] = saved.method_config
+    return STRATEGIES[saved.base](**kwargs)
+
+
+def saved_run_benchmark(saved: SavedRun, root: Path, *, datasets: Sequence[str], protocol: str) -> Any:
+    """The test stream of ``datasets`` as ``ckda run`` builds it for ``saved`` (image size, method data quirks)."""
+    from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
+    from ckda_avalanche.models import get_model_config
+    from ckda_avalanche.runner.session_runner import stream_overrides
+
+    img_size = tuple(get_model_config(saved.run_config.model).img_size)
+    return vi_lreid_benchmark(root, datasets=list(datasets), protocol=protocol, img_size=img_size,
+                              **stream_overrides(saved.method_config))
 
 
 def _column(name: str) -> int:
@@ -328,7 +346,6 @@ def check_trained_data(run_dir: Path, record: dict[str, Any]) -> None:
 def _reevaluate(plans: list[tuple[SavedRun, list[str]]], *, protocol: str, data_root: Callable[[RunConfig], Path],
                 device: str, replace: bool, progress: bool, report: Callable[[str], None]
                 ) -> list[tuple[SavedRun, MergeCounts]]:
-    from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
     from ckda_avalanche.models import get_model_config
     from ckda_avalanche.runner.session_runner import stream_overrides
 
@@ -347,8 +364,7 @@ def _reevaluate(plans: list[tuple[SavedRun, list[str]]], *, protocol: str, data_
         img_size = tuple(get_model_config(config.model).img_size)
         key = repr((str(root), stream, img_size, sorted(extra.items())))
         if key not in benchmarks:
-            benchmarks[key] = vi_lreid_benchmark(root, datasets=stream, protocol=protocol, img_size=img_size,
-                                                 **extra)
+            benchmarks[key] = saved_run_benchmark(saved, root, datasets=stream, protocol=protocol)
         check_trained_data(saved.run_dir, data_record(benchmarks[key], root))
         rows = rescore_run(saved, benchmarks[key], protocol=protocol, tested=tested, device=device,
                            progress=progress)

@@ -181,3 +181,38 @@ def test_runs_from_before_pixel_prompts_load_with_the_model_they_had(recorded, m
     assert with_legacy_pixel_prompts(LwFConfig, saved) == expected
     ckda = {"method_config": {"beta": 1.0}, "model_config": {"use_msp": False}}
     assert with_legacy_pixel_prompts(CKDAConfig, ckda) == {"beta": 1.0}  # CKDA has no such field: untouched
+
+
+def test_show_draws_the_kept_models_and_ranks_as_the_metrics_do(variant_run, tiny_synthetic_root, tmp_path):
+    from ckda_avalanche.evaluation.distance import cosine_distance
+    from ckda_avalanche.evaluation.modality_gap import MODALITY_GAP_METRICS, modality_gap
+    from ckda_avalanche.reporting.ranked_lists import ranked_rows
+    from ckda_avalanche.runner.show import session_features
+
+    run_dir = variant_run / VARIANT / "seed0"
+    out = tmp_path / "pictures"
+    assert main(["show", str(variant_run), "--dataset", "regdb", "--sessions", "1", "2", "--queries", "3",
+                 "--top-k", "4", "--embedding", "pca", "--synthetic-dir", str(tiny_synthetic_root),
+                 "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["features_regdb_ckda_no_cka_no_merge__seed0_pca.png",
+                     "ranked_regdb_vis2ir_trial1_ckda_no_cka_no_merge__seed0_s1-2.png"]
+    assert all((out / n).stat().st_size > 5_000 for n in names)
+
+    # the features and ranks behind the picture are those of the training-time metrics (session 2, RegDB)
+    found = session_features(run_dir, dataset="regdb", sessions=[2], data_root=tiny_synthetic_root)
+    trial = found.protocol.trials(found.pool)[0]
+    pids = np.array([s.pid for s in found.pool])
+    cams = np.array([s.camid for s in found.pool])
+    feats = found.features[2]
+    dist = cosine_distance(feats[trial.query], feats[trial.gallery]).numpy()
+    rows = [r for r in ranked_rows(dist, pids[trial.query], pids[trial.gallery], cams[trial.query],
+                                   cams[trial.gallery], rule=trial.rule, top_k=1) if r.valid]
+    csv = pd.read_csv(run_dir / "metrics.csv")
+    at = csv[(csv.train_exp == 2) & (csv.eval_dataset == "regdb") & (csv.trial == trial.name)]
+    assert np.mean([r.first_match_rank == 1 for r in rows]) == pytest.approx(
+        at[at.metric == "Rank1"]["value"].item(), abs=1e-12)
+    assert np.mean([r.ap for r in rows]) == pytest.approx(at[at.metric == "mAP"]["value"].item(), abs=1e-6)
+    gap = modality_gap(feats, pids, [s.modality for s in found.pool])
+    logged = csv[(csv.train_exp == 2) & (csv.eval_dataset == "regdb") & csv.metric.isin(MODALITY_GAP_METRICS)]
+    assert dict(zip(logged.metric, logged.value)) == pytest.approx(gap, abs=1e-12)
