@@ -16,6 +16,7 @@ so a grid of 8 queries x 10 results x 4 sessions draws in about a second.
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,15 +173,17 @@ def draw_ranked_grid(path: str | Path, *, rows: Sequence[Sequence[RankedRow]], s
                 put(x, y0, image("gallery", int(g)), _GREEN if m else _RED)
                 texts.append((x + cell_w / 2 - 2, y0 + th + 2 * border + 1, f"{d:.2f}",
                               "#006400" if m else "#b00000", 6))
-    fig = plt.figure(figsize=(width / dpi, (height + 24) / dpi), dpi=dpi)
-    ax = fig.add_axes((0, 0, 1, height / (height + 24)))
+    lines = textwrap.wrap(title, width=max(40, width // 7)) or [""]  # about 7 pixels per character at 9 pt
+    top = 8 + 14 * len(lines)
+    fig = plt.figure(figsize=(width / dpi, (height + top) / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, height / (height + top)))
     ax.imshow(canvas, interpolation="nearest")
     ax.set_xlim(0, width)
     ax.set_ylim(height, 0)
     ax.axis("off")
     for x, y, text, colour, size in texts:
         ax.text(x, y, text, ha="center", va="top", fontsize=size, color=colour)
-    fig.text(0.5, 1 - 4 / (height + 24), title, ha="center", va="top", fontsize=9)
+    fig.text(0.5, 1 - 4 / (height + top), "\n".join(lines), ha="center", va="top", fontsize=9)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.canvas.draw()
