@@ -174,14 +174,23 @@ def _check_checkpoint_owner(path: Path, checkpoint: dict[str, Any], spec: RunSpe
                              f"put the right one back, or delete it to train this run again from session 1")
 
 
+def budget_rows(strategy: Any) -> list[dict[str, Any]]:
+    """``train_steps`` (optimiser steps of the session just trained) and, for a reference upper bound (Joint),
+    ``upper_bound`` = 1.0."""
+    rows: list[dict[str, Any]] = [{"metric": "train_steps", "value": float(strategy.train_steps)}]
+    if getattr(strategy, "upper_bound", False):
+        rows.append({"metric": "upper_bound", "value": 1.0})
+    return rows
+
+
 def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
                keep_sessions: bool = False, override: bool = False, loggers: Sequence[Any] = (),
                plugins: Sequence[Any] = (), data_root: str | Path | None = None) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
-    plus ``train_time_s``, ``loss/<term>`` (per-session mean of each unweighted loss term), ``precision/<name>`` and
-    ``memory_bytes/<kind>`` rows, and the checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
+    plus ``train_time_s``, ``train_steps`` (and ``upper_bound`` for Joint), ``loss/<term>`` (per-session mean of
+    each unweighted loss term), ``precision/<name>`` and ``memory_bytes/<kind>`` rows, and the checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
     every session (`runner.session_models`, for ``ckda eval``). ``override``: resume even when the settings differ
     from the run's ``config.json`` (the change is recorded there). ``loggers`` are extra Avalanche loggers next to
     the tidy CSV (e.g. TensorBoard); ``plugins`` are extra stateless plugins (they must not have ``state_dict``, or
@@ -255,7 +264,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         strategy.eval(benchmark.test_stream)
         trained = session + 1
         kill_point(f"session{trained}:evaluated")
-        rows = [{"metric": "train_time_s", "value": times[-1]}]
+        rows = [{"metric": "train_time_s", "value": times[-1]}, *budget_rows(strategy)]
         rows += [{"metric": f"loss/{name}", "value": value} for name, value in loss_terms.session_means.items()]
         rows += precision_rows(strategy.amp_dtype)
         rows += [{"metric": f"memory_bytes/{kind}", "value": float(size)}
