@@ -3,6 +3,7 @@ each batch (Avalanche's ReplayPlugin convention: more samples per step, not more
 passes over its whole union. Three-session tiny runs (RegDB -> SYSU-MM01 -> LLCM layouts), ``test`` model."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -56,8 +57,6 @@ class _Batches(SupervisedPlugin):
 
 def _train(cls, stream, **method):
     # the cpu preset's budget settings (equal_iterations and epoch length), at test size
-    import dataclasses
-
     config = dataclasses.replace(CPU.train, epochs=2, warmup_epochs=0, num_identities=2, num_instances=2)
     probe = _Batches()
     torch.manual_seed(0)
@@ -119,3 +118,24 @@ def test_the_memory_is_sized_by_the_published_share_of_old_identities():
     needed = math.ceil((3 * share - 1) / (1 / 128 + 1 / 192))
     assert benchmark_memory_identities((64, 64, 64, 64)) == needed == 94
     assert mean_old_share(needed - 1, (64, 64, 64, 64)) < share
+
+
+def test_the_earlier_budget_stays_one_configuration_away(stream):
+    # equal_iterations=False + mix_into_batch=False: the memory is concatenated to the session's data and an epoch
+    # passes over both: ceil((8 new + 4 remembered identities) / 2) batches from session 2 on
+    from ckda_avalanche.strategies.config import TrainConfig
+
+    config = TrainConfig(epochs=2, warmup_epochs=0, num_identities=2, num_instances=2, amp="off",
+                         equal_iterations=False)
+    probe = _Batches()
+    torch.manual_seed(0)
+    strategy = Replay(model=create_model("test", config_overrides=PLAIN), config=config, device="cpu",
+                      plugins=[probe], method=ReplayConfig(memory_size=8, images_per_identity=2,
+                                                           mix_into_batch=False))
+    for experience in stream.train_stream:
+        strategy.train(experience)
+    identities = [int(e.reid.num_identities) for e in stream.train_stream]
+    memory = 8 // 2
+    assert probe.steps == [2 * math.ceil(identities[0] / 2)] + [2 * math.ceil((n + memory) / 2)
+                                                               for n in identities[1:]]
+    assert all(len(batch) == 8 for session in probe.pids for batch in session)
