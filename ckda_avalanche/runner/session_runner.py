@@ -61,7 +61,7 @@ from ckda_avalanche.runner.progress import EpochProgressPlugin
 from ckda_avalanche.runner.run_state import CSV_KEY, check_resume_config, csv_snapshot, restore_csv
 from ckda_avalanche.runner.session_models import save_session_model
 from ckda_avalanche.runner.variants import base_method, resolve_method
-from ckda_avalanche.strategies import STRATEGIES, resolve_device
+from ckda_avalanche.strategies import STRATEGIES, get_method, resolve_device
 from ckda_avalanche.strategies.state import upgrade_legacy_state
 
 CHECKPOINT = "checkpoint.pt"
@@ -175,11 +175,11 @@ def _check_checkpoint_owner(path: Path, checkpoint: dict[str, Any], spec: RunSpe
                              f"put the right one back, or delete it to train this run again from session 1")
 
 
-def budget_rows(strategy: Any) -> list[dict[str, Any]]:
-    """``train_steps`` (optimiser steps of the session just trained) and, for a reference upper bound (Joint),
-    ``upper_bound`` = 1.0."""
+def budget_rows(strategy: Any, method: str) -> list[dict[str, Any]]:
+    """``train_steps`` (optimiser steps of the session just trained) and, for a reference upper bound (registered
+    so, as Joint is, or a strategy class that says so), ``upper_bound`` = 1.0."""
     rows: list[dict[str, Any]] = [{"metric": "train_steps", "value": float(strategy.train_steps)}]
-    if getattr(strategy, "upper_bound", False):
+    if get_method(base_method(method)).upper_bound or getattr(strategy, "upper_bound", False):
         rows.append({"metric": "upper_bound", "value": 1.0})
     return rows
 
@@ -268,7 +268,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         strategy.eval(benchmark.test_stream)
         trained = session + 1
         kill_point(f"session{trained}:evaluated")
-        rows = [{"metric": "train_time_s", "value": times[-1]}, *budget_rows(strategy)]
+        rows = [{"metric": "train_time_s", "value": times[-1]}, *budget_rows(strategy, spec.method)]
         rows += [{"metric": f"loss/{name}", "value": value} for name, value in loss_terms.session_means.items()]
         rows += [{"metric": name, "value": value} for name, value in grad_probe.session_rows.items()]
         rows += precision_rows(strategy.amp_dtype)
