@@ -19,8 +19,8 @@ norm), which every method has, not the prompters, the modality embedding, the BN
 
 It uses the iteration's own minibatch and the graph already built for it (``torch.autograd.grad`` with the graph
 retained), so training is unchanged bit for bit: no extra forward (no random numbers drawn, no batch-norm statistics
-updated), no ``.grad`` touched, no optimiser or model state changed. The cost is one backward per term at three
-iterations per session.
+updated), no ``.grad`` touched, no optimiser or model state changed. The cost is one backward per term, plus one for
+the total, at three iterations per session, holding two backbone-sized gradients at a time.
 """
 from __future__ import annotations
 
@@ -102,24 +102,31 @@ class GradShareProbe(SupervisedPlugin):
             criterion.weighted_terms = None
 
     def _measure(self, strategy: Any, point: str, weighted: dict[str, torch.Tensor]) -> None:
+        """Shares of every term; holds at most two backbone-sized gradients at a time (the total and one term's)."""
         params = shared_backbone_parameters(strategy.model)
-        grads: dict[str, list[torch.Tensor]] = {}
-        for name, term in sorted(weighted.items()):
-            if not isinstance(term, torch.Tensor) or not term.requires_grad:
-                grads[name] = [torch.zeros_like(p) for p in params]
-                continue
-            found = torch.autograd.grad(term.float(), params, retain_graph=True, allow_unused=True)
-            grads[name] = [torch.zeros_like(p) if g is None else g.float() for p, g in zip(params, found)]
-        if not grads:
+        live = {name: term for name, term in weighted.items() if isinstance(term, torch.Tensor) and term.requires_grad}
+        if not weighted:
             return
-        total = [sum(parts) for parts in zip(*grads.values())]
+
+        def grad_of(value: torch.Tensor) -> list[torch.Tensor]:
+            found = torch.autograd.grad(value.float(), params, retain_graph=True, allow_unused=True)
+            return [torch.zeros_like(p, dtype=torch.float32) if g is None else g.float() for p, g in zip(params, found)]
+
+        total = grad_of(sum(live.values())) if live else [torch.zeros_like(p, dtype=torch.float32) for p in params]
         total_sq = float(sum((t * t).sum() for t in total))
-        norms = {name: math.sqrt(float(sum((g * g).sum() for g in parts))) for name, parts in grads.items()}
+        norms: dict[str, float] = {}
+        dots: dict[str, float] = {}
+        for name in sorted(weighted):
+            if name not in live:
+                norms[name] = dots[name] = 0.0
+                continue
+            parts = grad_of(live[name])
+            norms[name] = math.sqrt(float(sum((g * g).sum() for g in parts)))
+            dots[name] = float(sum((g * t).sum() for g, t in zip(parts, total)))
         norm_sum = sum(norms.values())
-        for name, parts in grads.items():
-            dot = float(sum((g * t).sum() for g, t in zip(parts, total)))
+        for name in sorted(weighted):
             self._rows[f"grad_share/{point}/{name}"] = norms[name] / norm_sum if norm_sum > 0 else float("nan")
-            self._rows[f"grad_proj/{point}/{name}"] = dot / total_sq if total_sq > 0 else float("nan")
+            self._rows[f"grad_proj/{point}/{name}"] = dots[name] / total_sq if total_sq > 0 else float("nan")
         self._rows[f"grad_norm/{point}/total"] = math.sqrt(total_sq)
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
