@@ -19,8 +19,8 @@ norm), which every method has, not the prompters, the modality embedding, the BN
 
 It uses the iteration's own minibatch and the graph already built for it (``torch.autograd.grad`` with the graph
 retained), so training is unchanged bit for bit: no extra forward (no random numbers drawn, no batch-norm statistics
-updated), no ``.grad`` touched, no optimiser or model state changed. The cost is one backward per term, plus one for
-the total, at three iterations per session, holding two backbone-sized gradients at a time.
+updated), no ``.grad`` touched, no optimiser or model state changed. The cost is two backwards per term at three
+iterations per session, holding two backbone-sized gradients at a time.
 """
 from __future__ import annotations
 
@@ -112,16 +112,19 @@ class GradShareProbe(SupervisedPlugin):
             found = torch.autograd.grad(value.float(), params, retain_graph=True, allow_unused=True)
             return [torch.zeros_like(p, dtype=torch.float32) if g is None else g.float() for p, g in zip(params, found)]
 
-        total = grad_of(sum(live.values())) if live else [torch.zeros_like(p, dtype=torch.float32) for p in params]
-        total_sq = float(sum((t * t).sum() for t in total))
-        norms: dict[str, float] = {}
-        dots: dict[str, float] = {}
-        for name in sorted(weighted):
-            if name not in live:
-                norms[name] = dots[name] = 0.0
-                continue
+        # pass 1: each term's norm, and g as the sum of the terms' gradients (so the projections sum to one exactly);
+        # pass 2: each term's gradient again, projected on g. Two backbone-sized gradients live at a time.
+        total = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+        norms: dict[str, float] = {name: 0.0 for name in weighted}
+        dots: dict[str, float] = {name: 0.0 for name in weighted}
+        for name in sorted(live):
             parts = grad_of(live[name])
             norms[name] = math.sqrt(float(sum((g * g).sum() for g in parts)))
+            for t, g in zip(total, parts):
+                t.add_(g)
+        total_sq = float(sum((t * t).sum() for t in total))
+        for name in sorted(live):
+            parts = grad_of(live[name])
             dots[name] = float(sum((g * t).sum() for g, t in zip(parts, total)))
         norm_sum = sum(norms.values())
         for name in sorted(weighted):
