@@ -9,9 +9,9 @@ settings), CKDA trained for session 1 (RegDB layout, seed 0); then, as at the fi
 student and the teacher have the same weights (the merged model), the prototypes are the teacher's of session 1
 (CKDA's own), and the batches are identity-balanced training batches (P = 8, K = 2, train transform) of session 2
 (SYSU-MM01 layout). Before session 1 the BNNeck's running statistics are still 0 / 1, so BN(f) = f and the floor
-is nil; after it they are not. The teacher runs in eval mode (f~ = L2norm(BN_running(f))). The student is measured in eval mode
-(the pure floor: only the feature spaces differ) and in train mode (as in training: dropout, drop-path and the
-batch statistics of BN, seeded). Reported per reading: L_intra, L_inter (mean over batches), the backbone gradient
+is nil; after it they are not. The teacher runs in eval mode (f~ = L2norm(BN_running(f))). The student is measured in
+eval mode (the pure floor: only the feature spaces differ) and in train mode (as in training: dropout, drop-path and
+the batch statistics of BN, seeded). Reported per reading: L_intra, L_inter (mean over batches), the backbone gradient
 norm of CKA = 0.5 L_intra + 0.5 L_inter and, for scale, that of the batch-hard triplet loss on the same batch.
 The data is the default synthetic draw (``ckda run --data synthetic`` writes it to data/synthetic).
 """

@@ -43,8 +43,8 @@ from ckda_avalanche.runner.overrides import ConfigError, apply_overrides
 from ckda_avalanche.strategies.ckda_config import ABLATION_FLAGS, CKDA_VARIANT_ALIASES
 
 __all__ = [
-    "ABLATION_METHODS", "QUIRK_METHODS", "READING_METHODS", "SHORTHANDS", "VARIANT_ALIASES", "ResolvedMethod", "base_method",
-    "parse_method_list", "resolve_method", "resolve_methods", "split_method",
+    "ABLATION_METHODS", "QUIRK_METHODS", "READING_METHODS", "SHORTHANDS", "VARIANT_ALIASES", "ResolvedMethod",
+    "base_method", "parse_method_list", "resolve_method", "resolve_methods", "split_method",
 ]
 
 VARIANT_ALIASES: dict[str, dict[str, dict[str, Any]]] = {"ckda": CKDA_VARIANT_ALIASES}
