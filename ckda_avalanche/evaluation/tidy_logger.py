@@ -15,7 +15,10 @@ metric          ``mAP``, ``Rank1``, ``Rank5``, ``Rank10``, ``mINP``, ``forgettin
                 trial ``mean``; `evaluation.modality_gap`); run-level rows written by the runner: ``memory_bytes/<kind>`` (bytes
                 kept between sessions after session ``train_exp``), ``train_time_s`` (seconds spent training
                 session ``train_exp``, one row per session), ``precision/<name>`` (value 1.0: session
-                ``train_exp`` ran in precision ``fp32``, ``bf16`` or ``fp16``; `PRECISION_METRIC_PREFIX`)
+                ``train_exp`` ran in precision ``fp32``, ``bf16`` or ``fp16``; `PRECISION_METRIC_PREFIX`),
+                ``train_steps`` (optimiser steps of session ``train_exp``), ``upper_bound`` (1.0: a reference
+                upper bound, Joint), ``loss/<term>``, and ``grad_share/<point>/<term>``, ``grad_proj/<point>/<term>``,
+                ``grad_norm/<point>/total`` (`plugins.grad_share`)
 value           float; retrieval scores are fractions in [0, 1] (reports display percent)
 ==============  =========================================================================================
 

@@ -73,6 +73,11 @@ class ReIDCriterion:
         self.config = config
         self.last_terms: ReIDLossTerms | None = None
         """Terms of the most recent training-mode call."""
+        self.keep_weighted_terms: bool = False
+        """When True, the next training-mode calls keep `weighted_terms` (set by a gradient probe for one step)."""
+        self.weighted_terms: dict[str, torch.Tensor] | None = None
+        """The weighted terms of the last call, with their graphs, when `keep_weighted_terms` was on: ``identity``,
+        ``triplet``, ``cent`` (w_new (1 - c) L_cent), ``cross`` (w_new c L_cross); they sum to the returned loss."""
 
     @float32_loss
     def __call__(self, output: ReIDOutput | torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -108,6 +113,10 @@ class ReIDCriterion:
             + cfg.triplet_weight * triplet
             + centre_term(terms, w_new=cfg.w_new, c=cfg.c)
         )
+        if self.keep_weighted_terms:
+            self.weighted_terms = {
+                "identity": cfg.id_weight * identity, "triplet": cfg.triplet_weight * triplet,
+                "cent": cfg.w_new * (1.0 - cfg.c) * terms.cent, "cross": cfg.w_new * cfg.c * terms.cross}
         self.last_terms = ReIDLossTerms(
             identity=identity.detach(),
             triplet=triplet.detach(),

@@ -9,6 +9,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, get_type_hints
 
+from .init import INIT_MODES
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -58,6 +60,11 @@ class ModelConfig:
     """Hidden channels of each MCP gate (1x1 conv mcp_channels -> this -> mcp_channels)."""
     prompt_dropout: float = 0.1
     """Dropout on the generated prompt patches (MSP and MCP)."""
+    init: str = "published"
+    """Weight initialisation (`models.init`): "published" (every Linear, the prompt generators and the classifier
+    included, truncated normal std 0.02 and zero bias; norms 1/0; CLS, position and modality embeddings truncated
+    normal std 0.02) or "legacy" (PyTorch's default Linear init for the prompt generators, timm's ViT init for the
+    backbone, a normal(0, 0.001) classifier: not the published setting)."""
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -66,6 +73,8 @@ class ModelConfig:
                      "msp_hidden", "mcp_channels", "mcp_gate_hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.init not in INIT_MODES:
+            raise ValueError(f"ModelConfig.init must be one of {INIT_MODES}, got {self.init!r}")
         if self.mlp_ratio <= 0:
             raise ValueError(f"ModelConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
         for name in ("drop_rate", "attn_drop_rate", "drop_path_rate", "prompt_dropout"):
@@ -126,6 +135,10 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"ModelConfig.{name} expects float, got {value!r}")
         return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError(f"ModelConfig.{name} expects a string, got {value!r}")
+        return value
     if hint == tuple[int, int]:
         if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
                 or any(isinstance(v, bool) or not isinstance(v, int) for v in value)):

@@ -9,13 +9,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .init import init_linear_
+
 
 class BNNeckHead(nn.Module):
     """f (B, D) -> (g, logits); `classifier` is None until `reset_classifier(n > 0)` is called."""
 
-    def __init__(self, *, embed_dim: int, num_classes: int = 0) -> None:
+    def __init__(self, *, embed_dim: int, num_classes: int = 0, classifier_std: float | None = None) -> None:
+        """``classifier_std``: None for the published truncated normal (std 0.02, `init.init_linear_`), a number
+        for a plain normal with that std (the ReID code bases' 0.001; ``ModelConfig.init="legacy"``)."""
         super().__init__()
         self.embed_dim = embed_dim
+        self.classifier_std = classifier_std
         self.bnneck = nn.BatchNorm1d(embed_dim)
         nn.init.ones_(self.bnneck.weight)
         nn.init.zeros_(self.bnneck.bias)
@@ -33,7 +38,8 @@ class BNNeckHead(nn.Module):
         """Replace the classifier by a fresh bias-free Linear(D -> num_classes) (0 removes it).
 
         The new layer is created on the device and with the dtype of the BNNeck, i.e. of the model.
-        Weights follow the ReID convention: normal(0, 0.001).
+        Weights: the published truncated normal with std 0.02 (`init.init_linear_`), or normal(0, classifier_std)
+        when the head was given one.
         """
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
@@ -42,7 +48,10 @@ class BNNeckHead(nn.Module):
             return
         weight = self.bnneck.weight
         classifier = nn.Linear(self.embed_dim, num_classes, bias=False, device=weight.device, dtype=weight.dtype)
-        nn.init.normal_(classifier.weight, std=0.001)
+        if self.classifier_std is None:
+            init_linear_(classifier)
+        else:
+            nn.init.normal_(classifier.weight, std=self.classifier_std)
         self.classifier = classifier
 
     def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

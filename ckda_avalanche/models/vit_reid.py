@@ -4,7 +4,8 @@ timm's `VisionTransformer` (blocks, CLS token, position embedding, final LayerNo
 - an overlapping patch embedding (TransReID, He et al. ICCV 2021): kernel 16, configurable stride;
 - a learned modality embedding (2 x D) added to every token after the position embedding;
 - pixel-space prompts x' = x + P_spec(x, m) + P_com(x) (MSP / MCP, `prompts.py`) computed before patch embedding;
-- a BNNeck head with a bias-free per-session classifier (`heads.py`).
+- a BNNeck head with a bias-free per-session classifier (`heads.py`);
+- the published initialisation (`init.py`; ``ModelConfig.init``), before any pretrained backbone weights are loaded.
 
 The model contract (docs/ARCHITECTURE.md): `model(x, modality)` returns a `ReIDOutput` in train mode and the
 L2-normalised BNNeck feature in eval mode. No tensors are cached on the model except the transient
@@ -24,6 +25,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .heads import BNNeckHead
+from .init import init_published_
 from .output import ReIDOutput
 from .patch_embed import OverlappingPatchEmbed
 from .prompts import PixelPrompter
@@ -84,8 +86,12 @@ class ViTReID(nn.Module, BaseModel):
             in_chans=config.in_chans, patch=config.prompt_patch, use_msp=config.use_msp, use_mcp=config.use_mcp,
             msp_hidden=config.msp_hidden, mcp_channels=config.mcp_channels, mcp_gate_hidden=config.mcp_gate_hidden,
             mcp_instance_norm=config.mcp_instance_norm, mcp_gates=config.mcp_gates, dropout=config.prompt_dropout)
-        self.head = BNNeckHead(embed_dim=config.embed_dim, num_classes=num_classes)
+        legacy = config.init == "legacy"
+        self.head = BNNeckHead(embed_dim=config.embed_dim, num_classes=num_classes,
+                               classifier_std=0.001 if legacy else None)
         self._batch_modality_slot = SharedBatchModality()
+        if not legacy:
+            init_published_(self, embeddings=(self.backbone.cls_token, self.backbone.pos_embed, self.modality_embed))
 
     # ------------------------------------------------------------------ properties
     @property

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.affinity import cka_loss, cka_terms
+from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import loader_workers
 from ckda_avalanche.plugins.prompt_consistency import require_teacher
 from ckda_avalanche.plugins.prototypes import DualPrototypes, compute_dual_prototypes
@@ -100,6 +101,8 @@ class CKAPlugin(SupervisedPlugin):
         self.last_terms = (terms.intra.detach(), terms.inter.detach())
         strategy.loss = strategy.loss + cka_loss(terms, intra_weight=self.intra_weight,
                                                  inter_weight=self.inter_weight)
+        record_loss_term(strategy, "cka_intra", self.intra_weight * terms.intra)
+        record_loss_term(strategy, "cka_inter", self.inter_weight * terms.inter)
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         """Unweighted L_intra and L_inter of the last iteration (empty when CKA was not computed)."""

@@ -25,6 +25,7 @@ from avalanche.core import SupervisedPlugin
 from ckda_avalanche.losses.dkp import (DistributionPrototypes, identity_distributions,
                                        prototype_affinity_distillation_loss, sample_prototype_features)
 from ckda_avalanche.models.backbone_choice import BackboneChoice
+from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import extract_features, loader_workers
 from ckda_avalanche.plugins.teacher import check_merged_before
 
@@ -96,6 +97,7 @@ class DKPPlugin(SupervisedPlugin):
                                                     lambda_2=self.config.lambda_2)
         self.last_term = float(term.detach())
         strategy.loss += self.config.af_weight * term
+        record_loss_term(strategy, "dkp_affinity", self.config.af_weight * term)
 
     def loss_terms(self) -> dict[str, float]:
         """The unweighted term of the last iteration."""

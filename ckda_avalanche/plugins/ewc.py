@@ -31,6 +31,7 @@ from torch import nn
 
 from ckda_avalanche.losses.ewc import FisherAccumulator, ewc_penalty
 from ckda_avalanche.models.backbone_choice import BackboneChoice
+from ckda_avalanche.plugins.grad_share import record_loss_term
 
 __all__ = ["EWCConfig", "ReIDEWCPlugin"]
 
@@ -90,6 +91,7 @@ class ReIDEWCPlugin(SupervisedPlugin):
         params = self._named_params(strategy.model)
         penalty = sum(ewc_penalty(params, a, f).to(strategy.loss.device) for a, f in zip(self.anchors, self.fishers))
         strategy.loss += self.config.ewc_lambda * penalty
+        record_loss_term(strategy, "ewc_penalty", self.config.ewc_lambda * penalty)
 
     def compute_fisher(self, strategy: Any) -> dict[str, torch.Tensor]:
         """Diagonal empirical Fisher of the strategy's criterion over its current training dataloader."""

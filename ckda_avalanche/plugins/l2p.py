@@ -17,6 +17,7 @@ from avalanche.core import SupervisedPlugin
 from ckda_avalanche.losses.l2p import key_pull_loss
 from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.models.prompt_pool import PromptPoolConfig, PromptPoolReIDModel
+from ckda_avalanche.plugins.grad_share import record_loss_term
 
 __all__ = ["L2PConfig", "L2PPlugin", "apply_trainable"]
 
@@ -98,6 +99,7 @@ class L2PPlugin(SupervisedPlugin):
         pull = key_pull_loss(query, model.pool.keys, selected)
         self.last_pull = float(pull.detach())
         strategy.loss += self.config.pull_weight * pull
+        record_loss_term(strategy, "l2p_key_pull", self.config.pull_weight * pull)
 
     def loss_terms(self) -> dict[str, float]:
         """The unweighted key-pull term of the last iteration."""

@@ -22,6 +22,7 @@ from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.lstkc import affinity_discrepancy_fusion_weight, rectified_affinity_distillation_loss
 from ckda_avalanche.models.backbone_choice import BackboneChoice
+from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import OldModelKeeper, extract_features, loader_workers
 from ckda_avalanche.plugins.weight_merge import merge_state_into
 
@@ -84,6 +85,7 @@ class LSTKCPlugin(SupervisedPlugin):
                                                     temperature=self.config.affinity_temperature)
         self.last_term = float(term.detach())
         strategy.loss += self.config.af_weight * term
+        record_loss_term(strategy, "lstkc_affinity", self.config.af_weight * term)
 
     def loss_terms(self) -> dict[str, float]:
         """The unweighted term of the last iteration."""

@@ -27,6 +27,7 @@ from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.lwf import affinity_distillation_loss, logit_distillation_loss
 from ckda_avalanche.models.backbone_choice import BackboneChoice
+from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import OldModelKeeper
 
 __all__ = ["LwFConfig", "ReIDLwFPlugin"]
@@ -93,6 +94,7 @@ class ReIDLwFPlugin(SupervisedPlugin):
                                            temperature=self.config.logit_temperature)
         self.last_term = float(term.detach())
         strategy.loss += self.config.alpha * term
+        record_loss_term(strategy, "lwf_distillation", self.config.alpha * term)
 
     def loss_terms(self) -> dict[str, float]:
         """The unweighted term of the last iteration."""

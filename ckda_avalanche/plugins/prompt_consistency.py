@@ -11,6 +11,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.prompt import prompt_consistency
+from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.teacher import TeacherPlugin
 
 __all__ = ["PromptConsistencyPlugin", "require_teacher"]
@@ -58,6 +59,7 @@ class PromptConsistencyPlugin(SupervisedPlugin):
         loss = prompt_consistency(prompt, teacher_prompt)
         self.last_loss = loss.detach()
         strategy.loss = strategy.loss + self.alpha * loss
+        record_loss_term(strategy, "prompt_consistency", self.alpha * loss)
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         """The unweighted term of the last iteration (empty when it was not computed)."""

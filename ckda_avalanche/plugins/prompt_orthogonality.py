@@ -13,6 +13,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.prompt import prompt_orthogonality
+from ckda_avalanche.plugins.grad_share import record_loss_term
 
 __all__ = ["PromptOrthogonalityPlugin"]
 
@@ -43,6 +44,7 @@ class PromptOrthogonalityPlugin(SupervisedPlugin):
         loss = prompt_orthogonality(specific, common)
         self.last_loss = loss.detach()
         strategy.loss = strategy.loss + self.weight * loss
+        record_loss_term(strategy, "prompt_orthogonality", self.weight * loss)
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         """The unweighted term of the last iteration (empty when it was not computed)."""

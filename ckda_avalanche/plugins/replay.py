@@ -1,12 +1,23 @@
 """`ReIDReplayPlugin`: bounded exemplar replay for lifelong VI-ReID (experience replay, e.g. Rolnick et al. 2019;
 in LReID, Pu et al. AKA CVPR 2021 / Ge et al. PTKP AAAI 2022 keep a few images per old identity).
 
-After each session, ``memory_size // images_per_identity`` identity slots are shared equally among the sessions seen
-(older sessions give slots back when a new one arrives); a session fills its slots with identities drawn at random
-(seeded), each with ``images_per_identity`` images split evenly between visible and infrared (the other modality
-fills in when one has too few). In the next session the exemplars are concatenated to the session's training data,
-so the identity-balanced sampler draws batches over old and new identities alike and every ReID loss (identity CE,
-triplet, centre terms) sees replayed samples.
+After each session, the memory's identity slots are shared equally among the sessions seen (older sessions give
+slots back when a new one arrives); a session fills its slots with identities drawn at random (seeded), each with
+``images_per_identity`` images split evenly between visible and infrared (the other modality fills in when one has
+too few). In the next session the exemplars are concatenated to the session's training data and, by default
+(``mix_into_batch``), every batch is the batch fine-tuning would draw plus a memory batch of as many identities
+(Avalanche's ``ReplayPlugin`` convention: more samples per step, not more steps; `Replay.make_train_dataloader`).
+With ``mix_into_batch=False`` the identity-balanced sampler draws over old and new identities alike. Either way
+every ReID loss (identity CE, triplet, centre terms) sees replayed samples.
+
+Memory size: the published setting keeps 500 identities x 4 images (2,000) on the real four-dataset stream (RegDB
+206, SYSU-MM01 395, LLCM 713 training identities before HITSZ-VCM: `PUBLISHED_STREAM_IDENTITIES`, counted from the
+official index files by ``benchmarks/replay_memory_share.py``). There it holds, at the start of sessions 2, 3 and 4,
+min(1, 500 / old identities) = 100%, 83.2% and 38.1% of the old identities: on average `PUBLISHED_MEAN_SHARE`
+(73.7%). ``memory_size=None`` (the default) sizes the memory for the stream actually trained: the fewest identities
+whose mean share over sessions 2..S reaches that figure (`benchmark_memory_identities`; the default synthetic stream,
+64 identities per session: 94 identities, 376 images, holding 100%, 73.4% and 49.0%). A number fixes the images
+instead (2,000: the published size, whatever the stream).
 
 Labels: replayed identities keep their global (offset) labels. Design choice: the classifier covers **all identities
 seen so far** (the `Replay` strategy sets it to ``offset + num_identities`` of the current session and uses global
@@ -28,26 +39,71 @@ from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.models.backbone_choice import BackboneChoice
 
-__all__ = ["ReplayConfig", "ReIDReplayPlugin", "select_exemplars", "slot_shares"]
+__all__ = ["PUBLISHED_MEAN_SHARE", "PUBLISHED_STREAM_IDENTITIES", "ReplayConfig", "ReIDReplayPlugin",
+           "benchmark_memory_identities", "mean_old_share", "select_exemplars", "slot_shares"]
+
+PUBLISHED_MEMORY_IDENTITIES = 500
+"""Identities of the published memory (2,000 images at 4 per identity)."""
+
+PUBLISHED_STREAM_IDENTITIES: tuple[int, ...] = (206, 395, 713, 500)
+"""Training identities of RegDB (trial 1), SYSU-MM01 (train + val), LLCM and HITSZ-VCM under the paper protocol
+(``benchmarks/replay_memory_share.py`` counts them from the official index files)."""
+
+
+def mean_old_share(memory_identities: int, session_identities: Sequence[int]) -> float:
+    """Mean over sessions 2..S of min(1, memory identities / identities of the earlier sessions); 1.0 for one
+    session."""
+    old = np.cumsum(np.asarray(session_identities, dtype=np.float64))[:-1]
+    if old.size == 0:
+        return 1.0
+    return float(np.mean(np.minimum(1.0, memory_identities / old)))
+
+
+PUBLISHED_MEAN_SHARE = mean_old_share(PUBLISHED_MEMORY_IDENTITIES, PUBLISHED_STREAM_IDENTITIES)
+"""Mean share of old identities the published memory holds over sessions 2-4 of the real stream (0.737)."""
+
+
+def benchmark_memory_identities(session_identities: Sequence[int], *, target: float = PUBLISHED_MEAN_SHARE) -> int:
+    """The fewest memory identities whose `mean_old_share` on a stream with these per-session identity counts reaches
+    ``target``; `PUBLISHED_MEMORY_IDENTITIES` for a one-session stream."""
+    counts = [int(c) for c in session_identities]
+    if len(counts) < 2:
+        return PUBLISHED_MEMORY_IDENTITIES
+    for memory in range(1, sum(counts) + 1):
+        if mean_old_share(memory, counts) >= target - 1e-12:
+            return memory
+    return sum(counts)  # pragma: no cover - the share is 1 at sum(counts)
 
 
 @dataclass(frozen=True)
 class ReplayConfig(BackboneChoice):
     """Hyperparameters of exemplar replay."""
 
-    memory_size: int = 2000
-    """Total exemplar images kept over all past sessions."""
+    memory_size: int | None = None
+    """Total exemplar images kept over all past sessions; None: sized for the stream trained, the published
+    memory's mean share of old identities on the real four-dataset stream (`benchmark_memory_identities` x
+    images_per_identity; 376 images on the default synthetic stream); 2000 is the published size."""
     images_per_identity: int = 4
     """Images kept per replayed identity, split evenly between visible and infrared (>= 2: the cross-modality
     sampler needs each identity in both modalities)."""
     seed: int = 0
     """Seed of the identity / image draw (session s uses seed * 1000 + s)."""
+    mix_into_batch: bool = True
+    """Each batch is fine-tuning's batch plus a memory batch (Avalanche's ReplayPlugin convention: more samples per
+    step, same steps); False: one sampler over the session's data and the memory together (the batch size and,
+    with ``equal_iterations``, the steps of every other method)."""
+    memory_identities_per_batch: int | None = None
+    """Identities of the memory part of each mixed batch (None: TrainConfig.num_identities, as Avalanche's
+    batch_size_mem defaults to the training batch size)."""
 
     def __post_init__(self) -> None:
         if self.images_per_identity < 2:
             raise ValueError("ReplayConfig.images_per_identity: expected >= 2 (at least one visible and one infrared "
                              f"image per identity), got {self.images_per_identity}")
-        if self.memory_size < self.images_per_identity:
+        if self.memory_identities_per_batch is not None and self.memory_identities_per_batch < 1:
+            raise ValueError("ReplayConfig.memory_identities_per_batch: expected >= 1 or None, got "
+                             f"{self.memory_identities_per_batch}")
+        if self.memory_size is not None and self.memory_size < self.images_per_identity:
             raise ValueError(f"ReplayConfig.memory_size ({self.memory_size}) must hold at least one identity "
                              f"(images_per_identity = {self.images_per_identity})")
 
@@ -99,6 +155,8 @@ class ReIDReplayPlugin(SupervisedPlugin):
         """Experience index -> [(pid, dataset indices)], trimmed to the session's slot share."""
         self.image_shape: tuple[int, int, int] | None = None
         """(C, H, W) of the training input, to report exemplar bytes."""
+        self.current_size: int = 0
+        """Items of the current session's own data at the front of the adapted dataset (0: no memory used)."""
 
     @property
     def exemplar_count(self) -> int:
@@ -109,9 +167,20 @@ class ReIDReplayPlugin(SupervisedPlugin):
         """Experience index -> flat sorted dataset indices of its exemplars."""
         return {exp: sorted(i for _, idx in entries for i in idx) for exp, entries in self.memory.items()}
 
+    def identity_slots(self, strategy: Any) -> int:
+        """Identities the memory holds: ``memory_size // images_per_identity``, or for ``memory_size=None``
+        `benchmark_memory_identities` of the stream's per-session identity counts."""
+        if self.config.memory_size is not None:
+            return self.config.memory_size // self.config.images_per_identity
+        stream = strategy.experience.origin_stream
+        counts = [int(strategy.session_info(stream[i]).num_identities) for i in range(len(stream))]
+        return benchmark_memory_identities(counts)
+
     def after_train_dataset_adaptation(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self.current_size = 0
         if not self.memory:
             return
+        self.current_size = len(strategy.adapted_dataset)
         stream = strategy.experience.origin_stream
         parts = [strategy.adapted_dataset]
         for exp_index, indices in sorted(self.exemplar_indices().items()):
@@ -128,7 +197,7 @@ class ReIDReplayPlugin(SupervisedPlugin):
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         exp_index = int(strategy.experience.current_experience)
         dataset = strategy.experience.dataset
-        slots = self.config.memory_size // self.config.images_per_identity
+        slots = self.identity_slots(strategy)
         sessions = sorted({*self.memory, exp_index})
         shares = dict(zip(sessions, slot_shares(slots, len(sessions))))
         self.memory[exp_index] = select_exemplars(

@@ -8,7 +8,9 @@ Per run (one seed), at its last session ``S`` (see ``shared/vi_lreid_protocol.md
 - ``forgetting_mAP`` / ``forgetting_Rank1``: `average_forgetting` at ``S`` (datasets learned before session S);
 - ``bwt_mAP`` / ``bwt_Rank1``: `backward_transfer` at ``S``;
 - ``memory_bytes``: the largest total of ``memory_bytes/<kind>`` rows over sessions (memory kept between
-  sessions); ``train_time_s``: the sum of the ``train_time_s`` rows (one per session).
+  sessions); ``train_time_s``: the sum of the ``train_time_s`` rows (one per session); ``train_steps``: the sum
+  of the ``train_steps`` rows (optimiser steps, the training budget); ``upper_bound``: 1 for a reference upper
+  bound (Joint: an ``upper_bound`` row), whose method cell reads "joint (upper bound)".
 
 Across the seeds of a method: mean, sample standard deviation (ddof=1; NaN with one seed) and the half-width of
 the 95% Student-t confidence interval of the mean (`stats.mean_interval`; NaN with one seed). All seeds of a method
@@ -65,6 +67,8 @@ def _final_values(run: RunScores) -> dict[str, float]:
             values[f"{dataset}/{metric}"] = float(matrix[final, d])
     values["memory_bytes"] = max(run.memory_bytes.values()) if run.memory_bytes else float("nan")
     values["train_time_s"] = sum(run.train_time_s.values()) if run.train_time_s else float("nan")
+    values["train_steps"] = sum(run.train_steps.values()) if run.train_steps else float("nan")
+    values["upper_bound"] = float(run.upper_bound)
     return values
 
 
@@ -155,10 +159,11 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     header = (["#", "Method", "Precision", "Protocol", "Seeds", "Sessions", "Seen mAP [95% CI]",
                *significance_header(board), "Seen R1"]
               + [f"{d} mAP / R1" for d in datasets]
-              + ["Forgetting mAP", "BWT mAP", "Forgetting R1", "BWT R1", "Memory (MiB)", "Train time"])
+              + ["Forgetting mAP", "BWT mAP", "Forgetting R1", "BWT R1", "Memory (MiB)", "Train time", "Steps"])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for _, r in board.iterrows():
-        cells = [str(r["rank"]), str(r["method"]), str(r["precision"]), str(r["protocol"]), str(r["seeds"]),
+        method = str(r["method"]) + (" (upper bound)" if r.get("upper_bound_mean", 0.0) > 0 else "")
+        cells = [str(r["rank"]), method, str(r["precision"]), str(r["protocol"]), str(r["seeds"]),
                  str(r["sessions"]), _pct_ci(r["seen_mAP_mean"], r["seen_mAP_std"], r["seen_mAP_ci95"]),
                  *significance_cells(board, r), _pct(r["seen_Rank1_mean"], r["seen_Rank1_std"])]
         for d in datasets:
@@ -168,6 +173,7 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
             cells.append(_pct(r[f"{column}_mean"], r[f"{column}_std"], signed=column.startswith("bwt")))
         cells.append(_plain(r["memory_bytes_mean"], r["memory_bytes_std"], 2**20, 1))
         cells.append(_duration(r["train_time_s_mean"], r["train_time_s_std"]))
+        cells.append(_plain(r["train_steps_mean"], float("nan"), 1.0, 0))
         lines.append("| " + " | ".join(cells) + " |")
     note = ("\nScores in percent (mean ± sample std over seeds; [95% confidence interval of the mean, Student t "
             "over seeds]). Seen = mean over the datasets learned so far, after the last session. Δ: paired "
@@ -175,7 +181,8 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
             "has an interval containing 0 share rank 1. Forgetting: best earlier score minus final score, averaged "
             "over datasets learned before the last session (points; lower is better). BWT: final minus "
             "just-learned score (points; higher is better). Memory: bytes kept between sessions (largest over "
-            "sessions). Precision: autocast dtype of training and evaluation.\n")
+            "sessions). Precision: autocast dtype of training and evaluation. Steps: optimiser steps over all "
+            "sessions (mean over seeds); an upper bound is not held to the other methods' budget.\n")
     precisions = sorted(set(board["precision"].astype(str)))
     if len(precisions) > 1:
         note += (f"\nRows differ in precision ({', '.join(precisions)}): the same command scores differently in "

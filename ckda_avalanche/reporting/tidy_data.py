@@ -14,7 +14,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +171,10 @@ class RunScores:
     """train_exp -> total bytes kept between sessions (sum over ``memory_bytes/<kind>`` rows)."""
     train_time_s: dict[int, float]
     """train_exp -> seconds spent training that session."""
+    train_steps: dict[int, float] = field(default_factory=dict)
+    """train_exp -> optimiser steps of that session (``train_steps`` rows; empty for CSVs written before them)."""
+    upper_bound: bool = False
+    """The run is a reference upper bound (an ``upper_bound`` row: Joint), not held to the shared budget."""
     precision: str = "unknown"
     """Precision the run's sessions ran in (`precision.run_precisions`): ``fp32``, ``bf16``, ``fp16``, several
     joined by ``+`` when sessions differ, ``unknown`` when the CSV records none."""
@@ -198,8 +202,11 @@ def run_scores(frame: pd.DataFrame) -> list[RunScores]:
         memory_bytes = {int(k): float(v) for k, v in memory.groupby("train_exp")["value"].sum().items()}
         times = run_level[run_level["metric"] == "train_time_s"]
         train_time = {int(k): float(v) for k, v in zip(times["train_exp"], times["value"])}
+        steps = run_level[run_level["metric"] == "train_steps"]
         out.append(RunScores(method=str(method), protocol=str(protocol), run=str(run), seed=int(seed),
                              datasets=datasets, final_train_exp=final, matrices=matrices,
                              memory_bytes=memory_bytes, train_time_s=train_time,
+                             train_steps={int(k): float(v) for k, v in zip(steps["train_exp"], steps["value"])},
+                             upper_bound=bool((run_level["metric"] == "upper_bound").any()),
                              precision=precisions.get((str(method), str(run), int(seed)), "unknown")))
     return out

@@ -49,6 +49,7 @@ from ckda_avalanche.evaluation import (
     reid_metrics,
 )
 from ckda_avalanche.models import create_model, get_model_config
+from ckda_avalanche.plugins.grad_share import GradShareProbe
 from ckda_avalanche.plugins.loss_terms import LossTermsPlugin
 from ckda_avalanche.runner.atomic import atomic_torch_save, atomic_write_json
 from ckda_avalanche.runner.config import RunConfig
@@ -60,7 +61,7 @@ from ckda_avalanche.runner.progress import EpochProgressPlugin
 from ckda_avalanche.runner.run_state import CSV_KEY, check_resume_config, csv_snapshot, restore_csv
 from ckda_avalanche.runner.session_models import save_session_model
 from ckda_avalanche.runner.variants import base_method, resolve_method
-from ckda_avalanche.strategies import STRATEGIES, resolve_device
+from ckda_avalanche.strategies import STRATEGIES, get_method, resolve_device
 from ckda_avalanche.strategies.state import upgrade_legacy_state
 
 CHECKPOINT = "checkpoint.pt"
@@ -174,14 +175,25 @@ def _check_checkpoint_owner(path: Path, checkpoint: dict[str, Any], spec: RunSpe
                              f"put the right one back, or delete it to train this run again from session 1")
 
 
+def budget_rows(strategy: Any, method: str) -> list[dict[str, Any]]:
+    """``train_steps`` (optimiser steps of the session just trained) and, for a reference upper bound (registered
+    so, as Joint is, or a strategy class that says so), ``upper_bound`` = 1.0."""
+    rows: list[dict[str, Any]] = [{"metric": "train_steps", "value": float(strategy.train_steps)}]
+    if get_method(base_method(method)).upper_bound or getattr(strategy, "upper_bound", False):
+        rows.append({"metric": "upper_bound", "value": 1.0})
+    return rows
+
+
 def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
                keep_sessions: bool = False, override: bool = False, loggers: Sequence[Any] = (),
                plugins: Sequence[Any] = (), data_root: str | Path | None = None) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
-    plus ``train_time_s``, ``loss/<term>`` (per-session mean of each unweighted loss term), ``precision/<name>`` and
-    ``memory_bytes/<kind>`` rows, and the checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
+    plus ``train_time_s``, ``train_steps`` (and ``upper_bound`` for Joint), ``loss/<term>`` (per-session mean of
+    each unweighted loss term), ``grad_share/<point>/<term>``, ``grad_proj/<point>/<term>`` and
+    ``grad_norm/<point>/total`` (`plugins.grad_share`), ``precision/<name>`` and ``memory_bytes/<kind>`` rows,
+    and the checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
     every session (`runner.session_models`, for ``ckda eval``). ``override``: resume even when the settings differ
     from the run's ``config.json`` (the change is recorded there). ``loggers`` are extra Avalanche loggers next to
     the tidy CSV (e.g. TensorBoard); ``plugins`` are extra stateless plugins (they must not have ``state_dict``, or
@@ -223,6 +235,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
 
     metrics = reid_metrics(progress=progress)
     loss_terms = LossTermsPlugin()
+    grad_probe = GradShareProbe()
     logger = TidyCSVLogger(csv_path, run=spec.run_name, method=spec.method, seed=spec.seed,
                            dataset_names=list(benchmark.reid_datasets), protocol=spec.config.protocol, mode="append")
     train_cfg = dataclasses.replace(spec.config.train, seed=spec.seed)
@@ -230,7 +243,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     strategy_kwargs: dict[str, Any] = dict(
         model=model, config=train_cfg, eval_mb_size=spec.config.eval_mb_size, device=resolved_device,
         evaluator=EvaluationPlugin(*metrics, loggers=[logger, *loggers]),
-        plugins=[loss_terms, *progress_bar, *fault_plugins(), *plugins],
+        plugins=[loss_terms, grad_probe, *progress_bar, *fault_plugins(), *plugins],
     )
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
@@ -255,8 +268,9 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         strategy.eval(benchmark.test_stream)
         trained = session + 1
         kill_point(f"session{trained}:evaluated")
-        rows = [{"metric": "train_time_s", "value": times[-1]}]
+        rows = [{"metric": "train_time_s", "value": times[-1]}, *budget_rows(strategy, spec.method)]
         rows += [{"metric": f"loss/{name}", "value": value} for name, value in loss_terms.session_means.items()]
+        rows += [{"metric": name, "value": value} for name, value in grad_probe.session_rows.items()]
         rows += precision_rows(strategy.amp_dtype)
         rows += [{"metric": f"memory_bytes/{kind}", "value": float(size)}
                  for kind, size in sorted(strategy.memory_report().items())]

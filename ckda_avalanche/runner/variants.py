@@ -25,8 +25,9 @@ configuration are an error.
 Shell quoting: ``[`` and ``]`` are glob characters, so quote the list: ``--methods 'ckda,ckda[no_msp]'``.
 
 Shorthands in a ``--methods`` list: ``all`` (the nine leaderboard methods), ``ablations`` (CKDA and each ablation of
-spec section 8, `ABLATION_METHODS`) and ``quirks`` (CKDA with each quirk of spec section 7 and with all three,
-`QUIRK_METHODS`); a name that two shorthands share runs once.
+spec section 8, `ABLATION_METHODS`), ``quirks`` (CKDA with each quirk of spec section 7 and with all three,
+`QUIRK_METHODS`) and ``readings`` (CKDA under the alternative readings of CKA that the spec names: s = 10, s = 100,
+the normalised student feature, `READING_METHODS`); a name that two shorthands share runs once.
 """
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ from ckda_avalanche.runner.overrides import ConfigError, apply_overrides
 from ckda_avalanche.strategies.ckda_config import ABLATION_FLAGS, CKDA_VARIANT_ALIASES
 
 __all__ = [
-    "ABLATION_METHODS", "QUIRK_METHODS", "SHORTHANDS", "VARIANT_ALIASES", "ResolvedMethod", "base_method",
-    "parse_method_list", "resolve_method", "resolve_methods", "split_method",
+    "ABLATION_METHODS", "QUIRK_METHODS", "READING_METHODS", "SHORTHANDS", "VARIANT_ALIASES", "ResolvedMethod",
+    "base_method", "parse_method_list", "resolve_method", "resolve_methods", "split_method",
 ]
 
 VARIANT_ALIASES: dict[str, dict[str, dict[str, Any]]] = {"ckda": CKDA_VARIANT_ALIASES}
@@ -55,6 +56,11 @@ ABLATION_METHODS: tuple[str, ...] = ("ckda", *(f"ckda[{flag}]" for flag in ABLAT
 QUIRK_METHODS: tuple[str, ...] = ("ckda", "ckda[quirk_a]", "ckda[quirk_b]", "ckda[quirk_c]", "ckda[quirks]")
 """CKDA without the published quirks (spec section 7), with each one, and with all three."""
 
+READING_METHODS: tuple[str, ...] = ("ckda", "ckda[sharp_affinity]", "ckda[affinity_scale=100]",
+                                    "ckda[normalized_student]", "ckda[normalized_student+sharp_affinity]")
+"""CKDA at the published s = 0.1 and under the alternative readings of spec section 4 (never the default): s = 10,
+s = 100 (the published affinity helper's own default), the normalised student L2norm(BN(f)), and both."""
+
 _NAME = re.compile(r"^([a-z][a-z0-9_]*)(?:\[([^\[\]]*)\])?$")
 _ITEM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:=[A-Za-z0-9_.\-]+)?$")
 _INT = re.compile(r"^[+-]?\d+$")
@@ -63,10 +69,11 @@ _INT = re.compile(r"^[+-]?\d+$")
 def _shorthands() -> dict[str, tuple[str, ...]]:
     from ckda_avalanche.strategies.registry import registered_methods
 
-    return {"all": registered_methods(), "ablations": ABLATION_METHODS, "quirks": QUIRK_METHODS}
+    return {"all": registered_methods(), "ablations": ABLATION_METHODS, "quirks": QUIRK_METHODS,
+            "readings": READING_METHODS}
 
 
-SHORTHANDS: tuple[str, ...] = ("all", "ablations", "quirks")
+SHORTHANDS: tuple[str, ...] = ("all", "ablations", "quirks", "readings")
 """Names that expand to several methods inside a ``--methods`` list."""
 
 

@@ -126,6 +126,8 @@ class ReIDTemplate(SupervisedTemplate):
         """Label offset of the current training session (subtracted from pids before the criterion)."""
         self.sessions_trained: int = 0
         """Number of training sessions completed (saved in `state_dict`)."""
+        self.train_steps: int = 0
+        """Optimiser steps of the current (or last) training session (the runner logs it as ``train_steps``)."""
 
     # ------------------------------------------------------------------ session setup
     def session_info(self, experience: Any = None) -> Any:
@@ -144,11 +146,19 @@ class ReIDTemplate(SupervisedTemplate):
         """Index of the current experience in its stream."""
         return int(getattr(self.experience, "current_experience", self.sessions_trained))
 
+    upper_bound: bool = False
+    """True for a reference point that is not held to the shared budget (Joint): the leaderboard labels it."""
+
+    def epoch_over_whole_training_set(self) -> bool:
+        """Whether `epoch_batches` counts the method's whole training set: not with `TrainConfig.equal_iterations`
+        (the default: every method the same steps), unless the method overrides this (Joint, the upper bound)."""
+        return not self.config.equal_iterations
+
     def epoch_batches(self) -> int:
         """Batches per epoch of this session under `TrainConfig.epoch_length`, counted on the session's own
         training set with `TrainConfig.equal_iterations` (the same for every method), else on the method's whole
-        training set (Joint's union, Replay's exemplars included)."""
-        if self.config.equal_iterations:
+        training set (Joint's union, Replay's exemplars included): `epoch_over_whole_training_set`."""
+        if not self.epoch_over_whole_training_set():
             samples = self.session_info().samples
             pids = [s.pid for s in samples]
             modalities = [s.modality for s in samples]
@@ -298,6 +308,7 @@ class ReIDTemplate(SupervisedTemplate):
             self.loss.backward(retain_graph=self.retain_graph)
 
     def optimizer_step(self) -> None:
+        self.train_steps += 1
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if self.config.grad_clip_norm > 0:
@@ -310,6 +321,10 @@ class ReIDTemplate(SupervisedTemplate):
             self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
+
+    def _before_training_exp(self, **kwargs: Any) -> None:
+        self.train_steps = 0
+        super()._before_training_exp(**kwargs)
 
     def _after_training_exp(self, **kwargs: Any) -> None:
         super()._after_training_exp(**kwargs)

@@ -97,6 +97,10 @@ class CKDAConfig:
     """Option: add the P_spec / P_com orthogonality penalty."""
     orthogonality_weight: float = 1.0
     """Weight of the orthogonality penalty when `orthogonality` is on."""
+    legacy_init: bool = False
+    """Option (not published): the model's earlier initialisation (PyTorch's default Linear init for the prompt
+    generators, a normal(0, 0.001) classifier; ``ModelConfig.init = "legacy"``), to measure what the published one
+    changes."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -166,15 +170,19 @@ class CKDAConfig:
         return ReIDLossConfig(margin=self.triplet_margin, w_new=0.0 if self.no_centre else self.w_new,
                               c=self.centre_mix)
 
-    def model_overrides(self) -> dict[str, bool]:
-        """`ModelConfig` overrides for the model ablations; pass to ``create_model(config_overrides=...)``."""
-        return {
+    def model_overrides(self) -> dict[str, bool | str]:
+        """`ModelConfig` overrides for the model ablations (and ``init`` with `legacy_init`); pass to
+        ``create_model(config_overrides=...)``."""
+        overrides: dict[str, bool | str] = {
             "use_msp": not self.no_msp,
             "use_mcp": not self.no_mcp,
             "mcp_instance_norm": not self.no_mcp_instance_norm,
             "mcp_gates": not self.no_mcp_gates,
             "use_modality_embedding": not self.no_modality_embedding,
         }
+        if self.legacy_init:
+            overrides["init"] = "legacy"
+        return overrides
 
     def stream_overrides(self) -> dict[str, Any]:
         """Keyword arguments of ``vi_lreid_benchmark`` for quirks (b) and (c) (empty when both are off)."""

@@ -2,12 +2,14 @@
 with one classifier over the union's identities (labels are already disjoint across sessions) and the same sampler,
 optimiser, criterion and epochs as every other method.
 
-By default it continues from the previous session's weights (cumulative training, Avalanche's ``Cumulative``), so
-under `TrainConfig.equal_iterations` it costs what fine-tuning costs and differs from it only in the data it sees.
+By default it continues from the previous session's weights (cumulative training, Avalanche's ``Cumulative``) and
+is the **upper bound on its own definition**: each epoch is one pass over the whole union (``JointConfig.full_epochs``),
+so session k costs about k sessions of fine-tuning, whatever `TrainConfig.equal_iterations` says; the leaderboard
+labels it "(upper bound)". ``joint[full_epochs=false]`` holds it to the shared budget instead
+(with ``equal_iterations`` it then costs what fine-tuning costs and differs from it only in the data it sees).
 ``JointConfig(reinitialise=True)`` (``joint[reinitialise]`` on the command line) restarts every session from the
-initial weights (the classic joint upper bound); with equal iterations that spreads one session's budget over the
-whole union, so it is only sensible with ``equal_iterations=False``, where session k costs k sessions of
-fine-tuning.
+initial weights (the classic joint upper bound); with the shared budget that spreads one session's steps over the
+whole union.
 
 Memory: it keeps only dataset references (and, when re-initialising, a copy of the initial weights), so it reports
 0 bytes of exemplar images, **but it re-reads all past training data every session** - it is not a lifelong
@@ -41,6 +43,9 @@ class JointConfig(BackboneChoice):
     reinitialise: bool = False
     """Restart every session from the weights the model had at construction (classifier excluded) instead of
     continuing from the previous session's."""
+    full_epochs: bool = True
+    """Each epoch is one pass over the whole union (the upper bound's own budget, more steps every session); False:
+    the budget every method shares (`TrainConfig.equal_iterations`)."""
 
 
 class Joint(MethodStrategy[JointConfig]):
@@ -50,6 +55,13 @@ class Joint(MethodStrategy[JointConfig]):
     Keywords: those of `MethodStrategy` (``method: JointConfig = JointConfig()``)."""
 
     default_method = JointConfig()
+
+    upper_bound = True
+    """Joint is the reference upper bound, not a lifelong method (the leaderboard labels it)."""
+
+    def epoch_over_whole_training_set(self) -> bool:
+        """The whole union with ``full_epochs`` (the default), else the shared budget."""
+        return self.method.full_epochs or super().epoch_over_whole_training_set()
 
     initial_state: dict[str, torch.Tensor]
     """The model's weights at construction (classifier excluded) when re-initialising; empty otherwise."""

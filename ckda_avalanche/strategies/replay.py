@@ -1,8 +1,14 @@
 """`Replay`: bounded exemplar replay (images per old identity and modality) with the usual ReID losses on replayed
-samples; the classifier covers every identity seen so far. See `plugins/replay.py` for memory and selection."""
+samples; the classifier covers every identity seen so far. See `plugins/replay.py` for memory and selection, and
+`benchmarks/mixed_sampler.py` for the batches (each one fine-tuning's batch plus a memory batch, by default)."""
 from __future__ import annotations
 
+from typing import Any
+
 from avalanche.core import BasePlugin
+
+from ckda_avalanche.benchmarks.batch_loader import make_reid_loader
+from ckda_avalanche.benchmarks.mixed_sampler import MixedReplayBatchSampler
 from ckda_avalanche.plugins.replay import ReIDReplayPlugin, ReplayConfig
 from ckda_avalanche.strategies.base import ReIDTemplate
 from ckda_avalanche.strategies.method_strategy import MethodStrategy
@@ -41,3 +47,31 @@ class Replay(MethodStrategy[ReplayConfig]):
     def classifier_labels(self) -> tuple[int, int]:
         """The classifier covers every identity seen so far."""
         return seen_label_range(self)
+
+    def epoch_batches(self) -> int:
+        """With mixed batches the epoch is counted on the session's own data (the memory rides along)."""
+        if self.method.mix_into_batch and self.replay.current_size:
+            dataset = self.adapted_dataset
+            try:
+                self.adapted_dataset = dataset.subset(range(self.replay.current_size))
+                return super().epoch_batches()
+            finally:
+                self.adapted_dataset = dataset
+        return super().epoch_batches()
+
+    def make_train_dataloader(self, **kwargs: Any) -> None:
+        """`ReIDTemplate`'s loader in session 1 (or with ``mix_into_batch=False``); afterwards batches of
+        `MixedReplayBatchSampler`: fine-tuning's batch (same seed and length) plus a memory batch."""
+        split = self.replay.current_size
+        if not self.method.mix_into_batch or not split:
+            super().make_train_dataloader(**kwargs)
+            return
+        dataset = self.adapted_dataset
+        memory_ids = self.method.memory_identities_per_batch or self.config.num_identities
+        sampler = MixedReplayBatchSampler(
+            pids=list(dataset.targets), modalities=list(dataset.modality), split=split,
+            num_identities=self.config.num_identities, num_memory_identities=memory_ids,
+            num_instances=self.config.num_instances, seed=self.config.seed * 1000 + self.session_index,
+            batches_per_epoch=self.epoch_batches(), allow_unpaired=self.config.allow_unpaired_identities)
+        self.dataloader = make_reid_loader(dataset, batch_sampler=sampler, num_workers=self.config.num_workers,
+                                           device=self.device, persistent_workers=True)

@@ -12,7 +12,7 @@ from ckda_avalanche.models import create_model
 from ckda_avalanche.runner.config import CPU, PAPER, TEST
 from ckda_avalanche.strategies import TrainConfig
 from ckda_avalanche.strategies.finetune import FineTune
-from ckda_avalanche.strategies.joint import Joint
+from ckda_avalanche.strategies.joint import Joint, JointConfig
 
 SIZE = (32, 16)
 PLAIN = {"use_msp": False, "use_mcp": False}
@@ -73,7 +73,9 @@ def test_joint_epoch_under_both_conventions(stream, equal):
         cfg = TrainConfig(epochs=1, num_identities=2, num_instances=2, warmup_epochs=0, amp="off",
                           epoch_length=convention, equal_iterations=equal)
         model = create_model("test", img_size=SIZE, config_overrides=PLAIN)
-        strategy = Joint(model=model, config=cfg, device="cpu", plugins=[probe])
+        # the shared budget (full_epochs=False): the subject here is how equal_iterations counts an epoch
+        strategy = Joint(model=model, config=cfg, device="cpu", plugins=[probe],
+                         method=JointConfig(full_epochs=False))
         for experience in stream.train_stream:
             strategy.train(experience)
         sets = [list(e.reid.samples) for e in stream.train_stream]
