@@ -79,6 +79,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                  synthetic_dir=args.synthetic_dir, resume=args.resume, override=args.resume_override,
                  config_file=args.config or None, pretrained_flag=args.pretrained, device=args.device,
                  formats=args.formats)
+    from ckda_avalanche.runner.scale_guard import check_paper_scale
+
+    check_paper_scale(config, preset=args.preset, config_file=args.config or None, pretrained_flag=args.pretrained,
+                      device=args.device, executor=args.executor, gpus_per_run=args.gpus_per_run)
     args.methods = [m.name for m in resolve_methods(args.methods, config.method_overrides)]  # canonical names
     with RunLock(Path(args.out)):
         return _train_and_report(args)
@@ -289,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume-override", action="store_true",
                      help="with --resume: continue even though the settings differ from a run's config.json (the "
                           "change is recorded there); without it such a resume is refused with the differences")
-    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...; a "
+                     "paper-sized model that would land on the CPU needs an explicit cpu")
     run.add_argument("--formats", nargs="+", default=["png"], help="plot formats (png, svg, pdf)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--keep-session-checkpoints", action="store_true",
