@@ -8,7 +8,9 @@ Per run (one seed), at its last session ``S`` (see ``shared/vi_lreid_protocol.md
 - ``forgetting_mAP`` / ``forgetting_Rank1``: `average_forgetting` at ``S`` (datasets learned before session S);
 - ``bwt_mAP`` / ``bwt_Rank1``: `backward_transfer` at ``S``;
 - ``memory_bytes``: the largest total of ``memory_bytes/<kind>`` rows over sessions (memory kept between
-  sessions); ``train_time_s``: the sum of the ``train_time_s`` rows (one per session).
+  sessions); ``train_time_s``: the sum of the ``train_time_s`` rows (one per session);
+- ``peak_rss_bytes`` / ``peak_gpu_reserved_bytes``: the largest measured peak over sessions (what a session needs
+  while it runs, not what is kept; `runner.peak_memory`), NaN where the CSV has none (the GPU one: CUDA only).
 
 Across the seeds of a method: mean, sample standard deviation (ddof=1; NaN with one seed) and the half-width of
 the 95% Student-t confidence interval of the mean (`stats.mean_interval`; NaN with one seed). All seeds of a method
@@ -37,8 +39,8 @@ from .significance import DEFAULT_REFERENCE, add_significance, significance_cell
 from .stats import mean_interval
 from .tidy_data import RunScores, Sources, load_tidy, run_scores
 
-__all__ = ["HEADLINE_METRICS", "RUN_COLUMNS", "per_run_table", "aggregate_runs", "build_leaderboard",
-           "leaderboard_markdown", "write_leaderboard"]
+__all__ = ["HEADLINE_METRICS", "PEAK_COLUMNS", "RUN_COLUMNS", "per_run_table", "aggregate_runs",
+           "build_leaderboard", "leaderboard_markdown", "write_leaderboard"]
 
 RUN_COLUMNS: tuple[str, ...] = ("method", "protocol", "run", "seed", "sessions", "precision")
 """Columns of `per_run_table` that describe a run (the others are its values)."""
@@ -68,12 +70,33 @@ def _final_values(run: RunScores) -> dict[str, float]:
     return values
 
 
+PEAK_COLUMNS: tuple[str, ...] = ("peak_rss_bytes", "peak_gpu_reserved_bytes")
+"""Measured peaks shown on the leaderboard (largest over a run's sessions; `runner.peak_memory` writes the rows)."""
+
+
+def _peak_values(frame: pd.DataFrame) -> dict[tuple[str, str, str, int], dict[str, float]]:
+    """(method, protocol, run, seed) -> the largest value over sessions of each `PEAK_COLUMNS` metric."""
+    rows = frame[frame["metric"].isin(PEAK_COLUMNS)]
+    if rows.empty:
+        return {}
+    peaks = rows.groupby(["method", "protocol", "run", "seed", "metric"])["value"].max()
+    out: dict[tuple[str, str, str, int], dict[str, float]] = {}
+    for (method, protocol, run, seed, metric), value in peaks.items():
+        out.setdefault((str(method), str(protocol), str(run), int(seed)), {})[str(metric)] = float(value)
+    return out
+
+
 def per_run_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run (`RUN_COLUMNS`) with the final values of `_final_values`."""
+    """One row per run (`RUN_COLUMNS`) with the final values of `_final_values` and the measured peaks
+    (`PEAK_COLUMNS`, NaN where not measured)."""
+    frame = load_tidy(df)
+    peaks = _peak_values(frame)
     records = []
-    for run in run_scores(load_tidy(df)):
+    for run in run_scores(frame):
+        measured = peaks.get((run.method, run.protocol, run.run, run.seed), {})
         records.append({"method": run.method, "protocol": run.protocol, "run": run.run, "seed": run.seed,
-                        "sessions": run.final_train_exp, "precision": run.precision, **_final_values(run)})
+                        "sessions": run.final_train_exp, "precision": run.precision, **_final_values(run),
+                        **{c: measured.get(c, float("nan")) for c in PEAK_COLUMNS}})
     return pd.DataFrame.from_records(records)
 
 
@@ -155,7 +178,8 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     header = (["#", "Method", "Precision", "Protocol", "Seeds", "Sessions", "Seen mAP [95% CI]",
                *significance_header(board), "Seen R1"]
               + [f"{d} mAP / R1" for d in datasets]
-              + ["Forgetting mAP", "BWT mAP", "Forgetting R1", "BWT R1", "Memory (MiB)", "Train time"])
+              + ["Forgetting mAP", "BWT mAP", "Forgetting R1", "BWT R1", "Memory (MiB)", "Train time",
+                 "Peak RSS (MiB)", "Peak GPU (MiB)"])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for _, r in board.iterrows():
         cells = [str(r["rank"]), str(r["method"]), str(r["precision"]), str(r["protocol"]), str(r["seeds"]),
@@ -168,6 +192,8 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
             cells.append(_pct(r[f"{column}_mean"], r[f"{column}_std"], signed=column.startswith("bwt")))
         cells.append(_plain(r["memory_bytes_mean"], r["memory_bytes_std"], 2**20, 1))
         cells.append(_duration(r["train_time_s_mean"], r["train_time_s_std"]))
+        for column in PEAK_COLUMNS:
+            cells.append(_plain(r[f"{column}_mean"], r[f"{column}_std"], 2**20, 0) if f"{column}_mean" in r else "–")
         lines.append("| " + " | ".join(cells) + " |")
     note = ("\nScores in percent (mean ± sample std over seeds; [95% confidence interval of the mean, Student t "
             "over seeds]). Seen = mean over the datasets learned so far, after the last session. Δ: paired "
@@ -175,7 +201,9 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
             "has an interval containing 0 share rank 1. Forgetting: best earlier score minus final score, averaged "
             "over datasets learned before the last session (points; lower is better). BWT: final minus "
             "just-learned score (points; higher is better). Memory: bytes kept between sessions (largest over "
-            "sessions). Precision: autocast dtype of training and evaluation.\n")
+            "sessions). Peak RSS / Peak GPU: measured peak host memory of the process and GPU memory "
+            "reserved by torch (CUDA only), largest over sessions. Precision: autocast dtype of training and "
+            "evaluation.\n")
     precisions = sorted(set(board["precision"].astype(str)))
     if len(precisions) > 1:
         note += (f"\nRows differ in precision ({', '.join(precisions)}): the same command scores differently in "
