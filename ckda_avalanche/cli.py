@@ -43,7 +43,26 @@ def _resolve_config(args: argparse.Namespace):
         # "none" turns the preset's pretrained start off; anything else is a built-in name or a file (validate_run)
         value = None if str(args.pretrained).lower() == "none" else str(args.pretrained)
         config = dataclasses.replace(config, pretrained=value)
-    return config
+    return _reader_flags(args, config)
+
+
+READER_FLAGS: dict[str, tuple[str, str]] = {
+    "regdb_trial": ("regdb", "trial"), "llcm_max_train_label": ("llcm", "max_train_label"),
+    "vcm_tracklet_feature": ("vcm", "tracklet_feature"), "vcm_frames_per_tracklet": ("vcm", "frames_per_tracklet"),
+    "vcm_camera_filter": ("vcm", "camera_filter"),
+}
+"""``ckda run`` flags setting reader options (``readers.<dataset>.<field>`` of the config file, which they override)."""
+
+
+def _reader_flags(args: argparse.Namespace, config):
+    from ckda_avalanche.runner.overrides import apply_overrides
+
+    readers: dict[str, dict[str, object]] = {}
+    for flag, (dataset, field) in READER_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            readers.setdefault(dataset, {})[field] = value
+    return apply_overrides(config, {"readers": readers}, where="") if readers else config
 
 
 def _data_root(args: argparse.Namespace, config) -> Path:
@@ -289,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "'synthetic-cpu-faithful' (the built-in synthetic pretraining, the cpu preset's default) or 'none' "
                      "(random initialisation)")
     run.add_argument("--out", required=True, help="run folder (OUT/<method>/seed<k>/ per run)")
+    run.add_argument("--regdb-trial", type=int, help="RegDB index trial 1..10 (readers.regdb.trial; default 1)")
+    run.add_argument("--llcm-max-train-label", type=int,
+                     help="LLCM: keep training labels below this (published code: 500; default: all)")
+    run.add_argument("--vcm-tracklet-feature", choices=["frame", "mean"],
+                     help="HITSZ-VCM test tracklet: its middle frame (default, published) or the mean feature")
+    run.add_argument("--vcm-frames-per-tracklet", type=int, help="HITSZ-VCM training frames per tracklet (default 3)")
+    run.add_argument("--vcm-camera-filter", action="store_const", const=True,
+                     help="HITSZ-VCM: Market-style same-camera removal (default: none, as published)")
     run.add_argument("--resume", action="store_true", help="continue runs in OUT from their last finished session")
     run.add_argument("--resume-override", action="store_true",
                      help="with --resume: continue even though the settings differ from a run's config.json (the "

@@ -119,10 +119,11 @@ def build_benchmark(config: RunConfig, method: str, data_root: Path) -> Any:
     from ckda_avalanche.models import get_model_config
     from ckda_avalanche.runner.session_runner import method_config, stream_overrides
 
-    extra = stream_overrides(method_config(method, config))
+    extra = dict(stream_overrides(method_config(method, config)))
+    reader_options = config.readers.for_stream(config.datasets, extra.pop("reader_options", None))
     img_size = tuple(get_model_config(config.model).img_size)
     benchmark = vi_lreid_benchmark(data_root, datasets=config.datasets, protocol=config.protocol,
-                                   img_size=img_size, **extra)
+                                   img_size=img_size, reader_options=reader_options, **extra)
     if not config.train.allow_unpaired_identities:
         check_paired_identities(benchmark)
     return benchmark
