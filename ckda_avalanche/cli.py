@@ -134,7 +134,8 @@ def _train_and_report(args: argparse.Namespace) -> int:
                      config=config, data_root=root, resume=args.resume, device=args.device,
                      threads=options.threads(), loggers=tuple(args.logger or ()), progress=not args.no_progress,
                      keep_sessions=args.keep_session_checkpoints, override=args.resume_override,
-                     executor=args.executor, fault=os.environ.get(FAULT_ENV) or None)
+                     executor=args.executor, fault=os.environ.get(FAULT_ENV) or None,
+                     compile_model=bool(getattr(args, "compile", False)))
              for method, seed in jobs]
     run_grid(tasks, options)
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
@@ -323,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...; a "
                      "paper-sized model that would land on the CPU needs an explicit cpu")
     run.add_argument("--formats", nargs="+", default=["png"], help="plot formats (png, svg, pdf)")
+    run.add_argument("--compile", action="store_true",
+                     help="train through torch.compile (speed only; pays off on a GPU for long runs)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--keep-session-checkpoints", action="store_true",
                      help="also keep the model of every session (OUT/<method>/seed<k>/sessions/) for `ckda eval`")

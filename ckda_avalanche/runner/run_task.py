@@ -58,6 +58,8 @@ class RunTask:
     """Name of the executor, recorded in ``attempts.jsonl``."""
     fault: str | None = None
     """``CKDA_FAULT_INJECT`` value of the driver (tests only; see `runner.worker_fault`)."""
+    compile_model: bool = False
+    """Train through ``torch.compile`` (``--compile``; speed only)."""
     runs_per_node: int = 1
     """Runs the executor places on one node at the same time; the decoded-image cache budget is divided by it
     (`benchmarks.cache_budget`)."""
@@ -261,7 +263,7 @@ def execute_run(task: RunTask, benchmark: Any | None = None) -> RunOutcome:
         try:
             csv_path = run_single(spec, benchmark, resume=task.resume, device=task.device, progress=task.progress,
                                   keep_sessions=task.keep_sessions, override=task.override, loggers=loggers,
-                                  plugins=plugins, data_root=task.data_root)
+                                  plugins=plugins, data_root=task.data_root, compile_model=task.compile_model)
         finally:
             for logger in loggers:
                 logger.close()

@@ -177,7 +177,8 @@ def _check_checkpoint_owner(path: Path, checkpoint: dict[str, Any], spec: RunSpe
 
 def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
                keep_sessions: bool = False, override: bool = False, loggers: Sequence[Any] = (),
-               plugins: Sequence[Any] = (), data_root: str | Path | None = None) -> Path:
+               plugins: Sequence[Any] = (), data_root: str | Path | None = None,
+               compile_model: bool = False) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
@@ -237,6 +238,8 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
     strategy = STRATEGIES[base_method(spec.method)](**strategy_kwargs)
+    if compile_model:
+        strategy.compile_model()  # speed only: the model, its checkpoints and its copies stay plain modules
     if checkpoint is None:
         atomic_write_json(run_dir / "env.json", collect_env(resolved_device, amp_dtype=strategy.amp_dtype))
     times: list[float] = []
