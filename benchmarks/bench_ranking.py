@@ -24,7 +24,8 @@ Two Market-sized float32 cases get the same ids and cameras:
 Both cases are also checked exactly against that reference on their first ``--check-queries`` queries.
 
 Timings are interleaved in one process (every ranker and case once per repeat); the median and the minimum of
-``--repeats`` runs are printed, with ours' tie-heavy / tie-free ratio. On a shared machine use the minimum.
+``--repeats`` runs are printed, with ours' tie-heavy / tie-free ratio, in wall seconds and (single-threaded runs) in
+process CPU seconds. On a shared machine use the minimum, or the CPU seconds.
 """
 from __future__ import annotations
 
@@ -131,9 +132,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
+CPU_TIMES: dict[str, list[float]] = {}
+"""Process CPU seconds of each timed call, by the name its wall time is filed under (both single-threaded here)."""
+
+
+def _timed(fn, name: str | None = None) -> tuple[float, object]:
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
+    if name is not None:
+        CPU_TIMES.setdefault(name, []).append(time.process_time() - cpu)
     return time.perf_counter() - start, out
 
 
@@ -189,7 +196,8 @@ def main() -> None:
             for case, mat in cases.items():
                 if rank_cy is not None:
                     t, cy_out[case] = _timed(lambda: rank_cy.evaluate_cy(mat, q_pids, g_pids, q_cams, g_cams,
-                                                                         args.max_rank, False))
+                                                                         args.max_rank, False),
+                                             f"fast-reid evaluate_cy (Cython), {case} (1 thread)")
                     times.setdefault(f"fast-reid evaluate_cy (Cython), {case} (1 thread)", []).append(t)
                 for n in args.threads:
                     torch.set_num_threads(n)
@@ -200,7 +208,7 @@ def main() -> None:
                             os.environ[ENV_VAR] = counts
                         t, result = _timed(lambda: evaluate_rank(mat, q_pids, g_pids, q_cams, g_cams,
                                                                  max_rank=args.max_rank, rule="market",
-                                                                 num_threads=n))
+                                                                 num_threads=n), _ours_name(case, n, counts))
                         ours.setdefault((case, n), result)
                         times.setdefault(_ours_name(case, n, counts), []).append(t)
                     os.environ.pop(ENV_VAR, None)
@@ -214,6 +222,16 @@ def main() -> None:
     for name, ts in times.items():
         print(f"{name:66s} median {statistics.median(ts):7.3f} s  min {best[name]:7.3f} s  "
               f"runs {', '.join(f'{t:.3f}' for t in ts)}")
+    for name, ts in CPU_TIMES.items():
+        print(f"{name:66s} CPU min {min(ts):7.3f} s  median {statistics.median(ts):7.3f} s")
+    for case in cases:
+        cy_name = f"fast-reid evaluate_cy (Cython), {case} (1 thread)"
+        for counts in args.counts:
+            name = _ours_name(case, 1, counts)
+            if cy_name in CPU_TIMES and name in CPU_TIMES:
+                print(f"speed-up vs Cython in CPU seconds, {case}, 1 thread, counts {counts}: "
+                      f"{min(CPU_TIMES[cy_name]) / min(CPU_TIMES[name]):.2f}x (min), "
+                      f"{statistics.median(CPU_TIMES[cy_name]) / statistics.median(CPU_TIMES[name]):.2f}x (median)")
     for case in cases:
         cy_name = f"fast-reid evaluate_cy (Cython), {case} (1 thread)"
         for n in args.threads:
