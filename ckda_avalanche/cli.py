@@ -267,7 +267,17 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ConfigError(f"--seed: expected an integer >= 0, got {args.seed}")
     start = time.perf_counter()
-    summary = generate_synthetic(args.out, seed=args.seed, scale=args.scale, overwrite=args.overwrite)
+    if getattr(args, "real_sizes", None):
+        from ckda_avalanche.benchmarks.synthetic.real_size import write_real_size
+
+        report = write_real_size(args.out, args.real_sizes, img_size=tuple(args.img_size or (256, 128)),
+                                 seed=args.seed)
+        for name, row in report.items():
+            print(f"{name}: {row['images']} images at the paths of {args.real_sizes} ({row['bytes'] / 2**20:.0f} MiB, "
+                  f"{row['seconds']:.0f} s)")
+        return cmd_data_check(argparse.Namespace(root=args.out))
+    sizes = {} if not getattr(args, "img_size", None) else {"img_size": tuple(args.img_size)}
+    summary = generate_synthetic(args.out, seed=args.seed, scale=args.scale, overwrite=args.overwrite, **sizes)
     print(f"synthetic VI-ReID datasets under {args.out} (seed {summary.seed}, scale {summary.scale}) in "
           f"{time.perf_counter() - start:.1f} s")
     return cmd_data_check(argparse.Namespace(root=args.out))
@@ -429,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--scale", type=float, default=1.0, help="identity-count multiplier (default 1.0)")
     synth.add_argument("--overwrite", action="store_true", help="replace existing synthetic data in OUT")
+    synth.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"),
+                       help="stored image size (default: the generator's; with --real-sizes 256 128)")
+    synth.add_argument("--real-sizes", metavar="INDEX",
+                       help="instead: write RegDB and LLCM at exactly the paths of the real index files in INDEX "
+                            "(RegDB/idx, LLCM/idx), with generated images (a real-scale rehearsal of the data path)")
     synth.set_defaults(func=cmd_data_synth)
     check = data_sub.add_parser("check", help="report ids/images/cameras per split, or the layout errors "
                                 "(--deep: decode every image and list every problem)")

@@ -44,10 +44,14 @@ def _image(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     return np.clip(smooth.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
-def write_real_size(out: str | Path, index_root: str | Path, *, datasets: tuple[str, ...] = ("regdb", "llcm"),
+def write_real_size(out: str | Path, index_root: str | Path, *, datasets: tuple[str, ...] | None = None,
                     img_size: tuple[int, int] = (256, 128), seed: int = 0, quality: int = 90) -> dict[str, dict]:
     """Write ``datasets`` under ``out`` in their official layouts at the real counts of ``index_root``'s index files;
-    returns per dataset ``{"images": n, "bytes": on-disk size, "seconds": write time}``."""
+    returns per dataset ``{"images": n, "bytes": on-disk size, "seconds": write time}``. ``datasets=None``: those of
+    `REAL_SIZE_DATASETS` whose index folder ``index_root`` holds."""
+    if datasets is None:
+        datasets = tuple(name for name, (folder, _) in REAL_SIZE_DATASETS.items()
+                         if (Path(index_root) / folder / "idx").is_dir())
     unknown = [d for d in datasets if d not in REAL_SIZE_DATASETS]
     if unknown:
         raise ValueError(f"datasets: {unknown[0]!r} cannot be written at real size; expected some of "
