@@ -4,8 +4,8 @@
    (`benchmarks.synthetic.real_size.write_real_size`; BMP / JPEG like the real files), unless ``--root`` holds them.
 2. **Readers**: the real readers on that tree (identities, images, time to read and validate).
 3. **Cache planning** for the whole real stream at 256x128 (counts: those read in 2, HITSZ-VCM's from its real
-   track-info files, SYSU-MM01's published image counts), for 1, 4 and 8 runs sharing a node of ``--node-memory`` GiB: which
-   splits each run caches (`plan_image_cache` with `cache_budget.per_run_cache_limit`).
+   track-info files, SYSU-MM01's published image counts), for 1, 4 and 8 runs sharing a node of ``--node-memory``
+   GiB: which splits each run caches (`plan_image_cache` with `cache_budget.per_run_cache_limit`).
 4. **Decode + augment throughput per worker**: the paper preset's training transform over LLCM's training JPEGs read
    from disk in one process (``num_workers=0``: the work of one DataLoader worker), identity-balanced P x K x 2
    batches; images/s. Goal: >= 300 images/s per worker.

@@ -9,10 +9,10 @@ order is involved):
   measured there); numpy chooses it at import time from the CPU features, and only the ``NPY_DISABLE_CPU_FEATURES``
   environment variable, read at import, switches it off.
 * ``radix``: the float32 distances become order-preserving 32-bit integer keys (``-0.0`` counted equal to ``0.0``
-  when searching), a two-pass LSD radix sort (``np.lexsort`` over the two 16-bit halves; numpy sorts 16-bit keys with a radix sort,
-  whatever the CPU) gives each row's order, and a vectorised binary search over that order (a few gathers per
-  value) gives the counts, on cache-sized blocks of rows. It costs about the same on every x86 CPU; float64 rows use
-  ``numpy``.
+  when searching), a two-pass LSD radix sort (``np.lexsort`` over the two 16-bit halves; numpy sorts 16-bit keys
+  with a radix sort, whatever the CPU) gives each row's order, and a vectorised binary search over that order (a
+  few gathers per value) gives the counts, on cache-sized blocks of rows. It costs about the same on every x86 CPU;
+  float64 rows use ``numpy``.
 
 Which one is used is decided once per process, at first use, by timing both on a small random chunk (about 0.1 s),
 unless ``CKDA_RANK_COUNTS=numpy|radix`` names one. `backend()` reports the choice and the probe's timings.

@@ -59,7 +59,8 @@ def test_config_file_and_flags_reach_the_readers(tmp_path, tiny_synthetic_root):
 @pytest.mark.parametrize("text,expected", [
     ("readers:\n  regdb:\n    trial: 11\n", "readers.regdb.trial: expected 1..10, got 11"),
     ("readers:\n  vcm:\n    tracklet_feature: avg\n", "readers.vcm.tracklet_feature: expected 'frame' or 'mean'"),
-    ("readers:\n  vcm:\n    frames_per_tracklet: 20\n", "readers.vcm.frames_per_tracklet: expected 1..min_tracklet_len"),
+    ("readers:\n  vcm:\n    frames_per_tracklet: 20\n",
+     "readers.vcm.frames_per_tracklet: expected 1..min_tracklet_len"),
     ("readers:\n  sysu:\n    shot: 2\n", "readers.sysu.shot: expected 1 or 10, got 2"),
     ("readers:\n  llcm:\n    max_train_label: 0\n", "readers.llcm.max_train_label: expected >= 1 or null"),
     ("readers:\n  market:\n    trial: 1\n", "readers: unknown field 'market'"),
