@@ -1,7 +1,11 @@
 """Side-by-side speed of `ckda_avalanche.evaluation.evaluate_rank` and fast-reid's Cython ranker, with and without ties.
 
 Usage:  .venv/bin/python benchmarks/bench_ranking.py [--queries 3368 --gallery 15913 --repeats 5 --threads 1 2
-                                                      --tie-step 0.05]
+                                                      --tie-step 0.05 --counts auto numpy radix]
+
+``--counts`` times ours with each way of counting a row's values below the match distances
+(`evaluation/_row_counts.py`): ``auto`` (what the one-time probe chooses on this machine), ``numpy`` (numpy's SIMD
+sort) and ``radix`` (a 2 x 16-bit radix order); every variant's results are the same.
 
 fast-reid (PyPI name ``fastreid``, version 1.4.0) is downloaded with ``pip download --no-deps`` into a temporary
 folder outside the repository at run time, its ``fastreid/evaluation/rank_cylib`` extension is compiled there with
@@ -20,7 +24,8 @@ Two Market-sized float32 cases get the same ids and cameras:
 Both cases are also checked exactly against that reference on their first ``--check-queries`` queries.
 
 Timings are interleaved in one process (every ranker and case once per repeat); the median and the minimum of
-``--repeats`` runs are printed, with ours' tie-heavy / tie-free ratio. On a shared machine use the minimum.
+``--repeats`` runs are printed, with ours' tie-heavy / tie-free ratio, in wall seconds and (single-threaded runs) in
+process CPU seconds. On a shared machine use the minimum, or the CPU seconds.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ from types import ModuleType
 import numpy as np
 import torch
 
+from ckda_avalanche.evaluation._row_counts import BACKENDS, ENV_VAR, backend
 from ckda_avalanche.evaluation.ranking import evaluate_rank
 
 FASTREID_SPEC = "fastreid==1.4.0"
@@ -126,14 +132,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
+CPU_TIMES: dict[str, list[float]] = {}
+"""Process CPU seconds of each timed call, by the name its wall time is filed under (both single-threaded here)."""
+
+
+def _timed(fn, name: str | None = None) -> tuple[float, object]:
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
+    if name is not None:
+        CPU_TIMES.setdefault(name, []).append(time.process_time() - cpu)
     return time.perf_counter() - start, out
 
 
-def _ours_name(case: str, n: int) -> str:
-    return f"ours evaluate_rank, {case} ({n} thread{'s' if n > 1 else ''})"
+def _ours_name(case: str, n: int, counts: str = "auto") -> str:
+    suffix = "" if counts == "auto" else f" [{counts}]"
+    return f"ours evaluate_rank{suffix}, {case} ({n} thread{'s' if n > 1 else ''})"
 
 
 def main() -> None:
@@ -151,6 +164,9 @@ def main() -> None:
                         help="queries of each case checked against a float64 stable-argsort reference (0: none)")
     parser.add_argument("--skip-python", action="store_true", help="skip fast-reid's slow pure-numpy ranker")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--counts", nargs="+", default=["auto"], choices=["auto", *BACKENDS],
+                        help="row-count backends of ours to time (auto: the one the probe chooses; numpy, radix: "
+                             f"forced through ${ENV_VAR})")
     args = parser.parse_args()
 
     distmat, q_pids, g_pids, q_cams, g_cams = make_input(args.queries, args.gallery, args.ids, args.cams, args.seed)
@@ -161,6 +177,9 @@ def main() -> None:
           f"max_rank={args.max_rank}, repeats={args.repeats}, cpus={os.cpu_count()}, "
           f"loadavg before={os.getloadavg()[0]:.2f}")
     print(f"cpu: {cpu_model()}; numpy {np.__version__}, torch {torch.__version__}")
+    chosen = backend()
+    probe = ", ".join(f"{k} {1000 * v:.1f} ms" for k, v in chosen["probe_s"].items())
+    print(f"row counts: {chosen['backend']} ({chosen['source']}{': ' + probe if probe else ''})")
     for case, mat in cases.items():
         print(f"  {case}: {len(np.unique(mat[:50]))} distinct values in the first 50 rows")
     workdir = Path(tempfile.mkdtemp(prefix="fastreid_bench_"))
@@ -177,14 +196,22 @@ def main() -> None:
             for case, mat in cases.items():
                 if rank_cy is not None:
                     t, cy_out[case] = _timed(lambda: rank_cy.evaluate_cy(mat, q_pids, g_pids, q_cams, g_cams,
-                                                                         args.max_rank, False))
+                                                                         args.max_rank, False),
+                                             f"fast-reid evaluate_cy (Cython), {case} (1 thread)")
                     times.setdefault(f"fast-reid evaluate_cy (Cython), {case} (1 thread)", []).append(t)
                 for n in args.threads:
                     torch.set_num_threads(n)
-                    t, ours[case, n] = _timed(lambda: evaluate_rank(mat, q_pids, g_pids, q_cams, g_cams,
-                                                                    max_rank=args.max_rank, rule="market",
-                                                                    num_threads=n))
-                    times.setdefault(_ours_name(case, n), []).append(t)
+                    for counts in args.counts:
+                        if counts == "auto":
+                            os.environ.pop(ENV_VAR, None)
+                        else:
+                            os.environ[ENV_VAR] = counts
+                        t, result = _timed(lambda: evaluate_rank(mat, q_pids, g_pids, q_cams, g_cams,
+                                                                 max_rank=args.max_rank, rule="market",
+                                                                 num_threads=n), _ours_name(case, n, counts))
+                        ours.setdefault((case, n), result)
+                        times.setdefault(_ours_name(case, n, counts), []).append(t)
+                    os.environ.pop(ENV_VAR, None)
         if rank_py is not None and not args.skip_python:
             t, _ = _timed(lambda: rank_py.eval_market1501(distmat, q_pids, g_pids, q_cams, g_cams, args.max_rank))
             times["fast-reid eval_market1501 (pure numpy), tie-free (1 run)"] = [t]
@@ -195,19 +222,32 @@ def main() -> None:
     for name, ts in times.items():
         print(f"{name:66s} median {statistics.median(ts):7.3f} s  min {best[name]:7.3f} s  "
               f"runs {', '.join(f'{t:.3f}' for t in ts)}")
+    for name, ts in CPU_TIMES.items():
+        print(f"{name:66s} CPU min {min(ts):7.3f} s  median {statistics.median(ts):7.3f} s")
+    for case in cases:
+        cy_name = f"fast-reid evaluate_cy (Cython), {case} (1 thread)"
+        for counts in args.counts:
+            name = _ours_name(case, 1, counts)
+            if cy_name in CPU_TIMES and name in CPU_TIMES:
+                print(f"speed-up vs Cython in CPU seconds, {case}, 1 thread, counts {counts}: "
+                      f"{min(CPU_TIMES[cy_name]) / min(CPU_TIMES[name]):.2f}x (min), "
+                      f"{statistics.median(CPU_TIMES[cy_name]) / statistics.median(CPU_TIMES[name]):.2f}x (median)")
     for case in cases:
         cy_name = f"fast-reid evaluate_cy (Cython), {case} (1 thread)"
         for n in args.threads:
-            if cy_name in best:
-                print(f"speed-up vs Cython, {case}, {n} thread(s): {best[cy_name] / best[_ours_name(case, n)]:.2f}x "
-                      f"(min), {statistics.median(times[cy_name]) / statistics.median(times[_ours_name(case, n)]):.2f}x"
-                      " (median)")
+            for counts in args.counts:
+                name = _ours_name(case, n, counts)
+                if cy_name in best:
+                    print(f"speed-up vs Cython, {case}, {n} thread(s), counts {counts}: "
+                          f"{best[cy_name] / best[name]:.2f}x (min), "
+                          f"{statistics.median(times[cy_name]) / statistics.median(times[name]):.2f}x (median)")
     if len(cases) > 1:
         free, tied = cases
         for n in args.threads:
-            a, b = times[_ours_name(free, n)], times[_ours_name(tied, n)]
-            print(f"ours tie-heavy / tie-free, {n} thread(s): {min(b) / min(a):.2f}x (min), "
-                  f"{statistics.median(b) / statistics.median(a):.2f}x (median)")
+            for counts in args.counts:
+                a, b = times[_ours_name(free, n, counts)], times[_ours_name(tied, n, counts)]
+                print(f"ours tie-heavy / tie-free, {n} thread(s), counts {counts}: {min(b) / min(a):.2f}x (min), "
+                      f"{statistics.median(b) / statistics.median(a):.2f}x (median)")
     print(f"loadavg after={os.getloadavg()[0]:.2f}")
 
     failures = []

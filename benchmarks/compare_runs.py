@@ -2,8 +2,8 @@
 
 Used to check that a change moved only what it should (e.g. CKDA's rows identical before and after the baselines lost
 the pixel prompters) and that a fresh clone reproduces a committed board. Rows are matched on (train_exp,
-eval_dataset, protocol, trial, metric); ``train_time_s`` and ``memory_bytes/*`` rows are left out (they measure the
-machine, not the model). Exit status 1 when any compared pair differs or a run is missing on one side.
+eval_dataset, protocol, trial, metric); ``train_time_s``, ``memory_bytes/*`` and ``peak_*`` rows are left out (they
+measure the machine, not the model). Exit status 1 when any compared pair differs or a run is missing on one side.
 
     python benchmarks/compare_runs.py results/default /tmp/y/runs/default --seeds 0
     python benchmarks/compare_runs.py results/experiments/prompted_baselines/default_5seeds results/default --methods ckda l2p
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 KEY = ["train_exp", "eval_dataset", "protocol", "trial", "metric"]
-MACHINE_METRICS = ("train_time_s", "memory_bytes/")
+MACHINE_METRICS = ("train_time_s", "memory_bytes/", "peak_")
 
 
 def comparable_rows(csv_path: Path, protocol: str | None = None) -> pd.Series:

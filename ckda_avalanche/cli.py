@@ -43,7 +43,26 @@ def _resolve_config(args: argparse.Namespace):
         # "none" turns the preset's pretrained start off; anything else is a built-in name or a file (validate_run)
         value = None if str(args.pretrained).lower() == "none" else str(args.pretrained)
         config = dataclasses.replace(config, pretrained=value)
-    return config
+    return _reader_flags(args, config)
+
+
+READER_FLAGS: dict[str, tuple[str, str]] = {
+    "regdb_trial": ("regdb", "trial"), "llcm_max_train_label": ("llcm", "max_train_label"),
+    "vcm_tracklet_feature": ("vcm", "tracklet_feature"), "vcm_frames_per_tracklet": ("vcm", "frames_per_tracklet"),
+    "vcm_camera_filter": ("vcm", "camera_filter"),
+}
+"""``ckda run`` flags setting reader options (``readers.<dataset>.<field>`` of the config file, which they override)."""
+
+
+def _reader_flags(args: argparse.Namespace, config):
+    from ckda_avalanche.runner.overrides import apply_overrides
+
+    readers: dict[str, dict[str, object]] = {}
+    for flag, (dataset, field) in READER_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            readers.setdefault(dataset, {})[field] = value
+    return apply_overrides(config, {"readers": readers}, where="") if readers else config
 
 
 def _data_root(args: argparse.Namespace, config) -> Path:
@@ -79,6 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                  synthetic_dir=args.synthetic_dir, resume=args.resume, override=args.resume_override,
                  config_file=args.config or None, pretrained_flag=args.pretrained, device=args.device,
                  formats=args.formats)
+    from ckda_avalanche.runner.scale_guard import check_paper_scale
+
+    check_paper_scale(config, preset=args.preset, config_file=args.config or None, pretrained_flag=args.pretrained,
+                      device=args.device, executor=args.executor, gpus_per_run=args.gpus_per_run)
     args.methods = [m.name for m in resolve_methods(args.methods, config.method_overrides)]  # canonical names
     with RunLock(Path(args.out)):
         return _train_and_report(args)
@@ -111,7 +134,8 @@ def _train_and_report(args: argparse.Namespace) -> int:
                      config=config, data_root=root, resume=args.resume, device=args.device,
                      threads=options.threads(), loggers=tuple(args.logger or ()), progress=not args.no_progress,
                      keep_sessions=args.keep_session_checkpoints, override=args.resume_override,
-                     executor=args.executor, fault=os.environ.get(FAULT_ENV) or None)
+                     executor=args.executor, fault=os.environ.get(FAULT_ENV) or None,
+                     compile_model=bool(getattr(args, "compile", False)))
              for method, seed in jobs]
     run_grid(tasks, options)
     print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
@@ -243,7 +267,17 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ConfigError(f"--seed: expected an integer >= 0, got {args.seed}")
     start = time.perf_counter()
-    summary = generate_synthetic(args.out, seed=args.seed, scale=args.scale, overwrite=args.overwrite)
+    if getattr(args, "real_sizes", None):
+        from ckda_avalanche.benchmarks.synthetic.real_size import write_real_size
+
+        report = write_real_size(args.out, args.real_sizes, img_size=tuple(args.img_size or (256, 128)),
+                                 seed=args.seed)
+        for name, row in report.items():
+            print(f"{name}: {row['images']} images at the paths of {args.real_sizes} ({row['bytes'] / 2**20:.0f} MiB, "
+                  f"{row['seconds']:.0f} s)")
+        return cmd_data_check(argparse.Namespace(root=args.out))
+    sizes = {} if not getattr(args, "img_size", None) else {"img_size": tuple(args.img_size)}
+    summary = generate_synthetic(args.out, seed=args.seed, scale=args.scale, overwrite=args.overwrite, **sizes)
     print(f"synthetic VI-ReID datasets under {args.out} (seed {summary.seed}, scale {summary.scale}) in "
           f"{time.perf_counter() - start:.1f} s")
     return cmd_data_check(argparse.Namespace(root=args.out))
@@ -285,12 +319,23 @@ def build_parser() -> argparse.ArgumentParser:
                      "'synthetic-cpu-faithful' (the built-in synthetic pretraining, the cpu preset's default) or 'none' "
                      "(random initialisation)")
     run.add_argument("--out", required=True, help="run folder (OUT/<method>/seed<k>/ per run)")
+    run.add_argument("--regdb-trial", type=int, help="RegDB index trial 1..10 (readers.regdb.trial; default 1)")
+    run.add_argument("--llcm-max-train-label", type=int,
+                     help="LLCM: keep training labels below this (published code: 500; default: all)")
+    run.add_argument("--vcm-tracklet-feature", choices=["frame", "mean"],
+                     help="HITSZ-VCM test tracklet: its middle frame (default, published) or the mean feature")
+    run.add_argument("--vcm-frames-per-tracklet", type=int, help="HITSZ-VCM training frames per tracklet (default 3)")
+    run.add_argument("--vcm-camera-filter", action="store_const", const=True,
+                     help="HITSZ-VCM: Market-style same-camera removal (default: none, as published)")
     run.add_argument("--resume", action="store_true", help="continue runs in OUT from their last finished session")
     run.add_argument("--resume-override", action="store_true",
                      help="with --resume: continue even though the settings differ from a run's config.json (the "
                           "change is recorded there); without it such a resume is refused with the differences")
-    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...; a "
+                     "paper-sized model that would land on the CPU needs an explicit cpu")
     run.add_argument("--formats", nargs="+", default=["png"], help="plot formats (png, svg, pdf)")
+    run.add_argument("--compile", action="store_true",
+                     help="train through torch.compile (speed only; pays off on a GPU for long runs)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--keep-session-checkpoints", action="store_true",
                      help="also keep the model of every session (OUT/<method>/seed<k>/sessions/) for `ckda eval`")
@@ -394,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--scale", type=float, default=1.0, help="identity-count multiplier (default 1.0)")
     synth.add_argument("--overwrite", action="store_true", help="replace existing synthetic data in OUT")
+    synth.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"),
+                       help="stored image size (default: the generator's; with --real-sizes 256 128)")
+    synth.add_argument("--real-sizes", metavar="INDEX",
+                       help="instead: write RegDB and LLCM at exactly the paths of the real index files in INDEX "
+                            "(RegDB/idx, LLCM/idx), with generated images (a real-scale rehearsal of the data path)")
     synth.set_defaults(func=cmd_data_synth)
     check = data_sub.add_parser("check", help="report ids/images/cameras per split, or the layout errors "
                                 "(--deep: decode every image and list every problem)")

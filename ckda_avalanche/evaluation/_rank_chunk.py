@@ -10,8 +10,9 @@ Instead of argsorting every row (what fast-reid's Cython ranker does) the kernel
 true matches of each query, and the items that can be dropped or matched share the query identity, so they form a
 small per-query "block" of gallery columns (all gallery items with the query's id):
 
-* ``#{all k : d_k < d_t}`` and ``#{all k : d_k <= d_t}`` come from one value-only sort of the row (numpy's SIMD
-  sort, much cheaper than an argsort) and a batched ``torch.searchsorted`` of the match distances;
+* ``#{all k : d_k < d_t}`` and ``#{all k : d_k <= d_t}`` come from `_row_counts.count_below`: one value-only sort
+  of the row (numpy's SIMD sort, much cheaper than an argsort) and a batched ``torch.searchsorted`` of the match
+  distances, or a radix order of the row where that is faster (chosen by timing, once per process);
 * the block is handled exactly with small ``C x M x M`` comparisons on (distance, column) keys, which removes the
   dropped same-id items (Market rule) and orders the matches among themselves;
 * equal distances between a match and a non-block item (rare with real features, common in tie-heavy inputs such
@@ -28,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from ._row_counts import count_below
 
 # Galleries at least this wide count each query's ties with one comparison of its row (no copy); narrower ones
 # compare whole batches of tied (query, match) pairs at once, with at most this many pair x column elements.
@@ -163,10 +165,6 @@ def rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, view:
     if dist.shape[1] == 0:  # e.g. a SYSU camera-3 query against a gallery of camera-2 items only
         zeros = np.zeros(dist.shape[0])
         return ChunkRanks(valid=zeros.astype(bool), ap=zeros, inp=zeros, cmc_rank=zeros.astype(np.int64))
-    sorted_rows = np.ascontiguousarray(np.sort(dist, axis=1))
-    if np.isnan(sorted_rows[:, -1]).any():  # np.sort puts NaN last, so this sees every NaN of the chunk
-        raise ValueError("distmat contains NaN distances; expected finite or infinite float values")
-
     cols, in_block = _query_blocks(view, q_pids)
     block_d = np.take_along_axis(dist, cols, axis=1)
     kept = in_block.copy()
@@ -180,10 +178,7 @@ def rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, view:
     match_col = np.take_along_axis(cols, order, axis=1)
     is_match = np.arange(width)[None, :] < num_matches[:, None]
 
-    sorted_t = torch.from_numpy(sorted_rows)
-    values_t = torch.from_numpy(np.ascontiguousarray(match_d))
-    less_all = torch.searchsorted(sorted_t, values_t, right=False).numpy()
-    less_equal_all = torch.searchsorted(sorted_t, values_t, right=True).numpy()
+    less_all, less_equal_all = count_below(dist, match_d)  # whole-row counts (numpy sort or radix order)
 
     # Block (same-id) items against each match, exactly, on (distance, column) keys: C x width x B.
     bd = block_d[:, None, :]

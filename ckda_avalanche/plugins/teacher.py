@@ -44,6 +44,14 @@ def check_merged_before(strategy: Any, who: str) -> None:
             )
 
 
+def _same_weights(teacher: nn.Module, model: nn.Module) -> bool:
+    """Every tensor of the teacher's state equals the model's tensor of the same name (the classifier the teacher
+    drops may differ)."""
+    mine = model.state_dict()
+    return all(name in mine and mine[name].shape == value.shape and torch.equal(mine[name], value)
+               for name, value in teacher.state_dict().items())
+
+
 class TeacherPlugin(TeacherRole, SupervisedPlugin):
     """Keeps a frozen deep copy of the (merged) model taken at the end of each training session."""
 
@@ -108,21 +116,31 @@ class TeacherPlugin(TeacherRole, SupervisedPlugin):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"model": None if self.model is None else self.model.state_dict()}
+        """``{"model": weights}``; ``{"model": None, "same_as_model": True}`` when the teacher equals the bound model
+        (every teacher tensor equal to the model's: right after a session, when runner checkpoints are written), so a
+        checkpoint does not hold the same weights twice; None alone: no teacher yet."""
+        if self.model is None:
+            return {"model": None}
+        template = getattr(self, "_template", None)
+        if template is not None and _same_weights(self.model, template):
+            return {"model": None, "same_as_model": True}
+        return {"model": self.model.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], *, template: nn.Module | None = None) -> None:
         """Restore the teacher; its architecture is copied from ``template`` (default: the model passed by
         `bind_template`, which `ReIDTemplate`-based strategies set to the strategy's model)."""
         if "model" not in state:
             raise KeyError("TeacherPlugin.load_state_dict: missing entry 'model'")
-        if state["model"] is None:
+        same = bool(state.get("same_as_model"))
+        if state["model"] is None and not same:
             self.model = None
             return
         template = template if template is not None else getattr(self, "_template", None)
         if template is None:
             raise RuntimeError("TeacherPlugin.load_state_dict: no template model; call bind_template(model) first")
-        self.refresh(template)
-        self.model.load_state_dict(state["model"])
+        self.refresh(template)  # a copy of the (already restored) model: all a "same_as_model" teacher needs
+        if not same:
+            self.model.load_state_dict(state["model"])
 
     def bind_template(self, model: nn.Module) -> None:
         """Remember the model whose architecture a restored teacher copies."""

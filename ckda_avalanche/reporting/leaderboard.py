@@ -11,6 +11,8 @@ Per run (one seed), at its last session ``S`` (see ``shared/vi_lreid_protocol.md
   sessions); ``train_time_s``: the sum of the ``train_time_s`` rows (one per session); ``train_steps``: the sum
   of the ``train_steps`` rows (optimiser steps, the training budget); ``upper_bound``: 1 for a reference upper
   bound (Joint: an ``upper_bound`` row), whose method cell reads "joint (upper bound)".
+- ``peak_rss_bytes`` / ``peak_gpu_reserved_bytes``: the largest measured peak over sessions (what a session needs
+  while it runs, not what is kept; `runner.peak_memory`), NaN where the CSV has none (the GPU one: CUDA only).
 
 Across the seeds of a method: mean, sample standard deviation (ddof=1; NaN with one seed) and the half-width of
 the 95% Student-t confidence interval of the mean (`stats.mean_interval`; NaN with one seed). All seeds of a method
@@ -39,8 +41,8 @@ from .significance import DEFAULT_REFERENCE, add_significance, significance_cell
 from .stats import mean_interval
 from .tidy_data import RunScores, Sources, load_tidy, run_scores
 
-__all__ = ["HEADLINE_METRICS", "RUN_COLUMNS", "per_run_table", "aggregate_runs", "build_leaderboard",
-           "leaderboard_markdown", "write_leaderboard"]
+__all__ = ["HEADLINE_METRICS", "PEAK_COLUMNS", "RUN_COLUMNS", "per_run_table", "aggregate_runs",
+           "build_leaderboard", "leaderboard_markdown", "write_leaderboard"]
 
 RUN_COLUMNS: tuple[str, ...] = ("method", "protocol", "run", "seed", "sessions", "precision")
 """Columns of `per_run_table` that describe a run (the others are its values)."""
@@ -72,12 +74,33 @@ def _final_values(run: RunScores) -> dict[str, float]:
     return values
 
 
+PEAK_COLUMNS: tuple[str, ...] = ("peak_rss_bytes", "peak_gpu_reserved_bytes")
+"""Measured peaks shown on the leaderboard (largest over a run's sessions; `runner.peak_memory` writes the rows)."""
+
+
+def _peak_values(frame: pd.DataFrame) -> dict[tuple[str, str, str, int], dict[str, float]]:
+    """(method, protocol, run, seed) -> the largest value over sessions of each `PEAK_COLUMNS` metric."""
+    rows = frame[frame["metric"].isin(PEAK_COLUMNS)]
+    if rows.empty:
+        return {}
+    peaks = rows.groupby(["method", "protocol", "run", "seed", "metric"])["value"].max()
+    out: dict[tuple[str, str, str, int], dict[str, float]] = {}
+    for (method, protocol, run, seed, metric), value in peaks.items():
+        out.setdefault((str(method), str(protocol), str(run), int(seed)), {})[str(metric)] = float(value)
+    return out
+
+
 def per_run_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run (`RUN_COLUMNS`) with the final values of `_final_values`."""
+    """One row per run (`RUN_COLUMNS`) with the final values of `_final_values` and the measured peaks
+    (`PEAK_COLUMNS`, NaN where not measured)."""
+    frame = load_tidy(df)
+    peaks = _peak_values(frame)
     records = []
-    for run in run_scores(load_tidy(df)):
+    for run in run_scores(frame):
+        measured = peaks.get((run.method, run.protocol, run.run, run.seed), {})
         records.append({"method": run.method, "protocol": run.protocol, "run": run.run, "seed": run.seed,
-                        "sessions": run.final_train_exp, "precision": run.precision, **_final_values(run)})
+                        "sessions": run.final_train_exp, "precision": run.precision, **_final_values(run),
+                        **{c: measured.get(c, float("nan")) for c in PEAK_COLUMNS}})
     return pd.DataFrame.from_records(records)
 
 
@@ -159,7 +182,8 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     header = (["#", "Method", "Precision", "Protocol", "Seeds", "Sessions", "Seen mAP [95% CI]",
                *significance_header(board), "Seen R1"]
               + [f"{d} mAP / R1" for d in datasets]
-              + ["Forgetting mAP", "BWT mAP", "Forgetting R1", "BWT R1", "Memory (MiB)", "Train time", "Steps"])
+              + ["Forgetting mAP", "BWT mAP", "Forgetting R1", "BWT R1", "Memory (MiB)", "Train time", "Steps",
+                 "Peak RSS (MiB)", "Peak GPU (MiB)"])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for _, r in board.iterrows():
         method = str(r["method"]) + (" (upper bound)" if r.get("upper_bound_mean", 0.0) > 0 else "")
@@ -174,6 +198,8 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
         cells.append(_plain(r["memory_bytes_mean"], r["memory_bytes_std"], 2**20, 1))
         cells.append(_duration(r["train_time_s_mean"], r["train_time_s_std"]))
         cells.append(_plain(r["train_steps_mean"], float("nan"), 1.0, 0))
+        for column in PEAK_COLUMNS:
+            cells.append(_plain(r[f"{column}_mean"], r[f"{column}_std"], 2**20, 0) if f"{column}_mean" in r else "–")
         lines.append("| " + " | ".join(cells) + " |")
     note = ("\nScores in percent (mean ± sample std over seeds; [95% confidence interval of the mean, Student t "
             "over seeds]). Seen = mean over the datasets learned so far, after the last session. Δ: paired "
@@ -182,7 +208,9 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
             "over datasets learned before the last session (points; lower is better). BWT: final minus "
             "just-learned score (points; higher is better). Memory: bytes kept between sessions (largest over "
             "sessions). Precision: autocast dtype of training and evaluation. Steps: optimiser steps over all "
-            "sessions (mean over seeds); an upper bound is not held to the other methods' budget.\n")
+            "sessions (mean over seeds); an upper bound is not held to the other methods' budget. Peak RSS / "
+            "Peak GPU: measured peak host memory of the process and GPU memory reserved by torch (CUDA only), "
+            "largest over sessions.\n")
     precisions = sorted(set(board["precision"].astype(str)))
     if len(precisions) > 1:
         note += (f"\nRows differ in precision ({', '.join(precisions)}): the same command scores differently in "

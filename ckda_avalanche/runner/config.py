@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ckda_avalanche.benchmarks.reader_options import ReaderOptions
 from ckda_avalanche.benchmarks.streams import DEFAULT_ORDER
 from ckda_avalanche.runner.overrides import ConfigError
 from ckda_avalanche.strategies.config import TrainConfig
@@ -37,6 +38,8 @@ class RunConfig:
     """Seed of the generated synthetic datasets."""
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-method overrides of that method's config dataclass, e.g. ``{"ckda": {"beta": 0.0}}``."""
+    readers: ReaderOptions = field(default_factory=ReaderOptions)
+    """Dataset reader settings (RegDB trial, HITSZ-VCM tracklet feature, ...); defaults: the published setting."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (written to ``config.json``)."""

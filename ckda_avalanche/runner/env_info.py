@@ -1,4 +1,5 @@
-"""What a run records about where it ran (``env.json``): versions, git commit, device, CPU and precision.
+"""What a run records about where it ran (``env.json``): versions, git commit, the device actually used, CPU, GPU
+(torch's CUDA build, GPU name, capability, memory, driver) and precision.
 
 Precision matters for comparing numbers: the same command trains in bf16 autocast on a CPU with native bf16
 (AVX-512 BF16 / AMX, `strategies.precision.cpu_supports_bf16`) and in float32 on one without (``TrainConfig.amp =
@@ -21,7 +22,7 @@ import torch
 from ckda_avalanche.evaluation.tidy_logger import PRECISION_METRIC_PREFIX
 from ckda_avalanche.strategies.precision import cpu_supports_bf16
 
-__all__ = ["precision_name", "precision_rows", "cpu_model", "collect_env"]
+__all__ = ["precision_name", "precision_rows", "cpu_model", "cuda_info", "collect_env"]
 
 _PRECISIONS: dict[torch.dtype | None, str] = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -87,6 +88,43 @@ def cpu_model(cpuinfo: dict[str, str] | None = None) -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver release (``nvidia-smi``), else None (no tool, no GPU, or it failed)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if out.returncode == 0 and lines else None
+
+
+def cuda_info(device: torch.device) -> dict[str, Any]:
+    """torch's CUDA build, whether CUDA is usable, and (when ``device`` is a CUDA device) its name, compute
+    capability, total memory, the driver (release from ``nvidia-smi``, and the CUDA version the driver supports)."""
+    info: dict[str, Any] = {
+        "torch_cuda_version": torch.version.cuda,
+        "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cuda_available": bool(torch.cuda.is_available()),
+        "cuda_device_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "gpu_name": None, "gpu_capability": None, "gpu_memory_bytes": None, "gpu_driver": None,
+        "cuda_driver_version": None,
+    }
+    if device.type != "cuda":
+        return info
+    props = torch.cuda.get_device_properties(device)
+    info.update(gpu_name=props.name, gpu_capability=f"{props.major}.{props.minor}",
+                gpu_memory_bytes=int(props.total_memory), gpu_driver=_nvidia_driver())
+    get_driver = getattr(torch._C, "_cuda_getDriverVersion", None)  # e.g. 12080 -> "12.8"
+    if get_driver is not None:
+        try:
+            version = int(get_driver())
+            info["cuda_driver_version"] = f"{version // 1000}.{version % 1000 // 10}"
+        except (RuntimeError, ValueError):
+            pass
+    return info
+
+
 def collect_env(device: torch.device, *, amp_dtype: torch.dtype | None | object = _NOT_GIVEN) -> dict[str, Any]:
     """Versions of the relevant packages, the git commit of this checkout, the device and thread count, the CPU
     model and its bf16 support, and (when ``amp_dtype`` is given: the strategy's ``amp_dtype``, None for float32)
@@ -105,6 +143,7 @@ def collect_env(device: torch.device, *, amp_dtype: torch.dtype | None | object 
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        **cuda_info(device),
         "packages": versions,
         "git_commit": _git_commit(Path(__file__).resolve().parents[2]),
     }

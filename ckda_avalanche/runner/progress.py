@@ -8,6 +8,10 @@ from avalanche.core import SupervisedPlugin
 from tqdm.auto import tqdm
 
 
+LOSS_EVERY = 20
+"""Iterations between two loss readings shown on the bar."""
+
+
 class EpochProgressPlugin(SupervisedPlugin):
     """One transient bar per epoch: ``<label> | session s/S epoch e/E`` with the running loss."""
 
@@ -26,7 +30,8 @@ class EpochProgressPlugin(SupervisedPlugin):
     def after_training_iteration(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(loss=f"{float(strategy.loss.detach()):.3f}", refresh=False)
+            if self._bar.n % LOSS_EVERY == 1 or LOSS_EVERY == 1:  # reading the loss synchronises a GPU
+                self._bar.set_postfix(loss=f"{float(strategy.loss.detach()):.3f}", refresh=False)
 
     def after_training_epoch(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         if self._bar is not None:

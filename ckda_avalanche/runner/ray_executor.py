@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
@@ -94,6 +95,22 @@ def check_resources(options: ExecutorOptions) -> None:
                             f"{gpus:g} GPUs")
 
 
+def runs_per_node(nodes: list[dict[str, Any]], options: ExecutorOptions, num_tasks: int) -> int:
+    """How many runs Ray can place on one node at the same time (the most over the alive nodes, at most
+    ``num_tasks``): limited by the node's CPUs over ``cpus_per_run`` and, with ``gpus_per_run``, its GPUs over that."""
+    need_cpus = 1.0 if options.cpus_per_run is None else options.cpus_per_run
+    most = 1
+    for node in nodes:
+        if not node.get("Alive"):
+            continue
+        resources = node.get("Resources", {})
+        fit = math.floor(resources.get("CPU", 0.0) / need_cpus + 1e-9)
+        if options.gpus_per_run:
+            fit = min(fit, math.floor(resources.get("GPU", 0.0) / options.gpus_per_run + 1e-9))
+        most = max(most, fit)
+    return max(1, min(most, num_tasks))
+
+
 def check_shared_paths(out: Path, data_root: Path) -> None:
     """Every alive node must see ``out`` and ``data_root`` (one zero-CPU probe task per node)."""
     ray = _ray()
@@ -168,9 +185,11 @@ def _submit_and_wait(ray: Any, tasks: list[RunTask], options: ExecutorOptions, p
     remote = ray.remote(_run_remote).options(num_cpus=cpus, num_gpus=options.gpus_per_run,
                                              max_retries=options.max_retries, retry_exceptions=False)
     device_cpu = options.gpus_per_run == 0
+    packed = runs_per_node(ray.nodes(), options, len(tasks))  # each run's image cache: 1/packed of the budget
     for index, task in enumerate(tasks):
         task = replace(task, resume=True, executor="ray", threads=options.threads(), progress=False,
-                       device="cpu" if device_cpu and task.device == "auto" else task.device)
+                       device="cpu" if device_cpu and task.device == "auto" else task.device,
+                       runs_per_node=packed)
         pending[remote.remote(task)] = index
     outcomes: list[RunOutcome | None] = [None] * len(tasks)
     failures: list[str] = []

@@ -222,14 +222,17 @@ def saved_run_strategy(saved: SavedRun, evaluator: Any, *, device: str = "auto")
 
 
 def saved_run_benchmark(saved: SavedRun, root: Path, *, datasets: Sequence[str], protocol: str) -> Any:
-    """The test stream of ``datasets`` as ``ckda run`` builds it for ``saved`` (image size, method data quirks)."""
+    """The test stream of ``datasets`` as ``ckda run`` builds it for ``saved`` (image size, reader settings, method
+    data quirks)."""
     from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
     from ckda_avalanche.models import get_model_config
     from ckda_avalanche.runner.session_runner import stream_overrides
 
     img_size = tuple(get_model_config(saved.run_config.model).img_size)
+    extra = dict(stream_overrides(saved.method_config))
+    reader_options = saved.run_config.readers.for_stream(list(datasets), extra.pop("reader_options", None))
     return vi_lreid_benchmark(root, datasets=list(datasets), protocol=protocol, img_size=img_size,
-                              **stream_overrides(saved.method_config))
+                              reader_options=reader_options, **extra)
 
 
 def _column(name: str) -> int:
@@ -360,9 +363,10 @@ def _reevaluate(plans: list[tuple[SavedRun, list[str]]], *, protocol: str, data_
         config = saved.run_config
         root = data_root(config)
         stream = list(config.datasets) + [d for d in tested if d not in config.datasets]
-        extra = stream_overrides(saved.method_config)
+        extra = dict(stream_overrides(saved.method_config))
+        reader_options = config.readers.for_stream(stream, extra.pop("reader_options", None))
         img_size = tuple(get_model_config(config.model).img_size)
-        key = repr((str(root), stream, img_size, sorted(extra.items())))
+        key = repr((str(root), stream, img_size, sorted(extra.items()), sorted(reader_options.items())))
         if key not in benchmarks:
             benchmarks[key] = saved_run_benchmark(saved, root, datasets=stream, protocol=protocol)
         check_trained_data(saved.run_dir, data_record(benchmarks[key], root))

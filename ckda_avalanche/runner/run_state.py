@@ -85,9 +85,25 @@ def config_changes(stored: Mapping[str, Any], record: Mapping[str, Any]) -> list
         _flatten(new.get(section), "", new_flat)
         for field in sorted(set(old_flat) | set(new_flat)):
             old, value = old_flat.get(field, "<absent>"), new_flat.get(field, "<absent>")
+            if old == "<absent>" and section == "run_config" and _added_later_with_default(field, value):
+                continue  # a field added after the run started, at the value the run used
             if old != value and (section, field) not in RESULT_NEUTRAL:
                 changes.append((_user_name(section, field, method), old, value))
     return changes
+
+
+ADDED_RUN_CONFIG_SECTIONS: tuple[str, ...] = ("readers.",)
+"""`RunConfig` fields added after runs were started: an older ``config.json`` without them ran at their defaults."""
+
+
+def _added_later_with_default(field: str, value: Any) -> bool:
+    if not field.startswith(ADDED_RUN_CONFIG_SECTIONS):
+        return False
+    from ckda_avalanche.runner.config import RunConfig
+
+    defaults: dict[str, Any] = {}
+    _flatten(normalise({"run_config": RunConfig().to_dict()})["run_config"], "", defaults)
+    return field in defaults and defaults[field] == value
 
 
 RESULT_NEUTRAL: frozenset[tuple[str, str]] = frozenset({("run_config", "train.num_workers")})

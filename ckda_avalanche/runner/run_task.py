@@ -58,6 +58,11 @@ class RunTask:
     """Name of the executor, recorded in ``attempts.jsonl``."""
     fault: str | None = None
     """``CKDA_FAULT_INJECT`` value of the driver (tests only; see `runner.worker_fault`)."""
+    compile_model: bool = False
+    """Train through ``torch.compile`` (``--compile``; speed only)."""
+    runs_per_node: int = 1
+    """Runs the executor places on one node at the same time; the decoded-image cache budget is divided by it
+    (`benchmarks.cache_budget`)."""
 
     @property
     def label(self) -> str:
@@ -113,16 +118,21 @@ def refuse_existing(tasks: list[RunTask]) -> None:
                 f"{task.run_dir} already holds a run; pass --resume to continue it, or choose another --out")
 
 
-def build_benchmark(config: RunConfig, method: str, data_root: Path) -> Any:
-    """The VI-LReID benchmark for ``method`` (its stream-level switches applied) under ``config``."""
+def build_benchmark(config: RunConfig, method: str, data_root: Path, *, runs_per_node: int = 1) -> Any:
+    """The VI-LReID benchmark for ``method`` (its stream-level switches applied) under ``config``; the image cache
+    gets the node's budget divided by ``runs_per_node`` (`benchmarks.cache_budget`)."""
+    from ckda_avalanche.benchmarks.cache_budget import per_run_cache_limit
     from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
     from ckda_avalanche.models import get_model_config
     from ckda_avalanche.runner.session_runner import method_config, stream_overrides
 
-    extra = stream_overrides(method_config(method, config))
+    extra = dict(stream_overrides(method_config(method, config)))
+    reader_options = config.readers.for_stream(config.datasets, extra.pop("reader_options", None))
     img_size = tuple(get_model_config(config.model).img_size)
+    if runs_per_node > 1 and "cache_limit_bytes" not in extra:
+        extra["cache_limit_bytes"] = per_run_cache_limit(runs_per_node)
     benchmark = vi_lreid_benchmark(data_root, datasets=config.datasets, protocol=config.protocol,
-                                   img_size=img_size, **extra)
+                                   img_size=img_size, reader_options=reader_options, **extra)
     if not config.train.allow_unpaired_identities:
         check_paired_identities(benchmark)
     return benchmark
@@ -234,7 +244,7 @@ def execute_run(task: RunTask, benchmark: Any | None = None) -> RunOutcome:
     from ckda_avalanche.runner.session_runner import RunSpec, run_single
 
     if benchmark is None:
-        benchmark = build_benchmark(task.config, task.method, task.data_root)
+        benchmark = build_benchmark(task.config, task.method, task.data_root, runs_per_node=task.runs_per_node)
     threads_before = torch.get_num_threads()
     if task.threads is not None:
         torch.set_num_threads(int(task.threads))
@@ -253,7 +263,7 @@ def execute_run(task: RunTask, benchmark: Any | None = None) -> RunOutcome:
         try:
             csv_path = run_single(spec, benchmark, resume=task.resume, device=task.device, progress=task.progress,
                                   keep_sessions=task.keep_sessions, override=task.override, loggers=loggers,
-                                  plugins=plugins, data_root=task.data_root)
+                                  plugins=plugins, data_root=task.data_root, compile_model=task.compile_model)
         finally:
             for logger in loggers:
                 logger.close()

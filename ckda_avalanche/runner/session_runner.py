@@ -55,6 +55,7 @@ from ckda_avalanche.runner.atomic import atomic_torch_save, atomic_write_json
 from ckda_avalanche.runner.config import RunConfig
 from ckda_avalanche.runner.data_record import check_resume_data, data_record, write_data_record
 from ckda_avalanche.runner.env_info import collect_env, precision_rows
+from ckda_avalanche.runner.peak_memory import SessionPeakMemory
 from ckda_avalanche.runner.fault_injection import fault_plugins, kill_point
 from ckda_avalanche.runner.overrides import apply_overrides
 from ckda_avalanche.runner.progress import EpochProgressPlugin
@@ -186,14 +187,16 @@ def budget_rows(strategy: Any, method: str) -> list[dict[str, Any]]:
 
 def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "auto", progress: bool = True,
                keep_sessions: bool = False, override: bool = False, loggers: Sequence[Any] = (),
-               plugins: Sequence[Any] = (), data_root: str | Path | None = None) -> Path:
+               plugins: Sequence[Any] = (), data_root: str | Path | None = None,
+               compile_model: bool = False) -> Path:
     """Train and evaluate ``spec.method`` with ``spec.seed`` over ``benchmark``; return the tidy CSV path.
 
     After each session the model is evaluated on every dataset of the stream, the CSV gains that evaluation's rows
     plus ``train_time_s``, ``train_steps`` (and ``upper_bound`` for Joint), ``loss/<term>`` (per-session mean of
     each unweighted loss term), ``grad_share/<point>/<term>``, ``grad_proj/<point>/<term>`` and
     ``grad_norm/<point>/total`` (`plugins.grad_share`), ``precision/<name>`` and ``memory_bytes/<kind>`` rows,
-    and the checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
+    the measured peaks (``peak_rss_bytes``, and on CUDA ``peak_gpu_*_bytes``: `runner.peak_memory`), and the
+    checkpoint is replaced. ``keep_sessions`` also keeps the evaluated model of
     every session (`runner.session_models`, for ``ckda eval``). ``override``: resume even when the settings differ
     from the run's ``config.json`` (the change is recorded there). ``loggers`` are extra Avalanche loggers next to
     the tidy CSV (e.g. TensorBoard); ``plugins`` are extra stateless plugins (they must not have ``state_dict``, or
@@ -248,6 +251,8 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
     if method_cfg is not None:
         strategy_kwargs["method"] = method_cfg
     strategy = STRATEGIES[base_method(spec.method)](**strategy_kwargs)
+    if compile_model:
+        strategy.compile_model()  # speed only: the model, its checkpoints and its copies stay plain modules
     if checkpoint is None:
         atomic_write_json(run_dir / "env.json", collect_env(resolved_device, amp_dtype=strategy.amp_dtype))
     times: list[float] = []
@@ -255,9 +260,11 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         strategy.load_state_dict(checkpoint["strategy"])
         times = list(checkpoint["train_time_s"])
 
+    peaks = SessionPeakMemory(resolved_device)
     for session in range(done, sessions):
         seed_everything(session_seed(spec.seed, session))
         kill_point(f"session{session + 1}:start")
+        peaks.start()
         start = time.perf_counter()
         try:
             strategy.train(benchmark.train_stream[session])
@@ -274,6 +281,7 @@ def run_single(spec: RunSpec, benchmark: Any, *, resume: bool, device: str = "au
         rows += precision_rows(strategy.amp_dtype)
         rows += [{"metric": f"memory_bytes/{kind}", "value": float(size)}
                  for kind, size in sorted(strategy.memory_report().items())]
+        rows += peaks.rows()  # measured peaks of this session's training and evaluation (runner/peak_memory.py)
         append_extra_rows(csv_path, [
             {"run": spec.run_name, "method": spec.method, "seed": spec.seed, "train_exp": trained,
              "eval_dataset": "-", "protocol": spec.config.protocol, "trial": "-", **row} for row in rows

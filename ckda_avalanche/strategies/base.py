@@ -45,7 +45,14 @@ from ckda_avalanche.strategies.state import (
     load_evaluator_state,
 )
 
-__all__ = ["ReIDTemplate", "resolve_device", "silent_evaluator", "tensor_bytes"]
+__all__ = ["ReIDTemplate", "enable_tf32", "resolve_device", "silent_evaluator", "tensor_bytes"]
+
+
+def enable_tf32() -> None:
+    """TF32 tensor cores for float32 matmuls and convolutions on CUDA (autocast regions are unaffected; on the CPU
+    nothing changes)."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -78,6 +85,8 @@ class ReIDTemplate(SupervisedTemplate):
 
     sizes_classifier_per_session: ClassVar[bool] = True
     """It creates a classifier over each session's identities itself (`plugins.checks.check_identity_head`)."""
+    FINITE_CHECK_EVERY: int = 50
+    """On CUDA, iterations between two reads of the device-side finite-loss test (each read synchronises)."""
 
     def __init__(
         self,
@@ -128,6 +137,16 @@ class ReIDTemplate(SupervisedTemplate):
         """Number of training sessions completed (saved in `state_dict`)."""
         self.train_steps: int = 0
         """Optimiser steps of the current (or last) training session (the runner logs it as ``train_steps``)."""
+        self._nonfinite: torch.Tensor | None = None  # CUDA: device-side "a loss was not finite" since the last check
+        self._nonfinite_since: tuple[int, int] = (0, 0)
+        self._compiled: Callable[..., Any] | None = None
+        if self.device.type == "cuda":
+            enable_tf32()
+
+    def compile_model(self, **options: Any) -> None:
+        """Train through ``torch.compile(self.model, **options)`` (the model object, its ``state_dict`` and every
+        copy of it a plugin makes stay the plain module; evaluation runs uncompiled)."""
+        self._compiled = torch.compile(self.model, **options)
 
     # ------------------------------------------------------------------ session setup
     def session_info(self, experience: Any = None) -> Any:
@@ -254,8 +273,9 @@ class ReIDTemplate(SupervisedTemplate):
 
     def forward(self) -> Any:
         """``model(x, modality)``; in eval the feature is returned as float32."""
+        model = self._compiled if self._compiled is not None and self.is_training else self.model
         with self.autocast():
-            output = self.model(self.mb_x, self.mb_modality)
+            output = model(self.mb_x, self.mb_modality)
         if not self.is_training and isinstance(output, torch.Tensor):
             output = output.float()
         return output
@@ -289,8 +309,21 @@ class ReIDTemplate(SupervisedTemplate):
             self.optimizer_step()
             self._after_update(**kwargs)
             self._after_training_iteration(**kwargs)
+        self._flush_finite_check()
 
     def _check_finite_loss(self) -> None:
+        """Stop on a non-finite loss. On the CPU every step; on CUDA the test stays on the device and is read every
+        `FINITE_CHECK_EVERY` steps and at the end of each epoch (reading it forces a host synchronisation)."""
+        if self.device.type == "cuda":
+            bad = ~torch.isfinite(self.loss.detach()).all()
+            if self._nonfinite is None:
+                self._nonfinite = bad
+                self._nonfinite_since = (int(self.clock.train_exp_epochs), int(self.clock.train_epoch_iterations))
+            else:
+                self._nonfinite |= bad
+            if int(self.clock.train_epoch_iterations) - self._nonfinite_since[1] + 1 >= self.FINITE_CHECK_EVERY:
+                self._flush_finite_check()
+            return
         if not bool(torch.isfinite(self.loss).all()):
             name = getattr(self.session_info(), "dataset", "?")
             raise FloatingPointError(
@@ -299,6 +332,19 @@ class ReIDTemplate(SupervisedTemplate):
                 f"non-finite training loss ({float(self.loss.detach().float())}) in session {self.session_index + 1} "
                 f"({name}), epoch {self.clock.train_exp_epochs + 1}/{self.train_epochs}, iteration "
                 f"{self.clock.train_epoch_iterations + 1}"
+            )
+
+    def _flush_finite_check(self) -> None:
+        if self._nonfinite is None:
+            return
+        bad, (epoch, first) = bool(self._nonfinite), self._nonfinite_since
+        self._nonfinite = None
+        if bad:
+            name = getattr(self.session_info(), "dataset", "?")
+            raise FloatingPointError(
+                f"non-finite training loss in session {self.session_index + 1} ({name}), epoch {epoch + 1}/"
+                f"{self.train_epochs}, iterations {first + 1}-{int(self.clock.train_epoch_iterations) + 1} (on CUDA "
+                f"the check is read every {self.FINITE_CHECK_EVERY} iterations)"
             )
 
     def backward(self) -> None:

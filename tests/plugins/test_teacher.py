@@ -111,3 +111,28 @@ def test_feature_is_unit_norm():
     out = teacher.compute(torch.randn(3, 3, *SIZE), torch.tensor([0, 1, 1]))
     assert torch.allclose(out.feature.norm(dim=1), torch.ones(3), atol=1e-5)
     assert torch.allclose(F.normalize(out.feature, dim=1), out.feature)
+
+
+def test_teacher_equal_to_the_model_is_not_stored_twice():
+    """Right after a session the teacher is a copy of the model: the state says so instead of holding its weights,
+    and restoring it (after the model) gives the same teacher; a teacher that differs keeps its weights."""
+    model = _model()
+    teacher = TeacherPlugin()
+    teacher.bind_template(model)
+    teacher.refresh(model)
+    state = teacher.state_dict()
+    assert state == {"model": None, "same_as_model": True}
+    restored = TeacherPlugin()
+    restored.bind_template(_model(seed=0))  # the strategy restores its model first
+    restored.load_state_dict(state)
+    expected = teacher.model.state_dict()
+    got = restored.model.state_dict()
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    assert restored.model.num_classes == 0 and not restored.model.training
+    with torch.no_grad():  # the student moves on: the teacher must now be stored
+        next(model.parameters()).add_(1.0)
+    state = teacher.state_dict()
+    assert state["model"] is not None and not state.get("same_as_model")
+    empty = TeacherPlugin()
+    empty.bind_template(model)
+    assert empty.state_dict() == {"model": None}  # no teacher yet

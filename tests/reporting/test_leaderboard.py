@@ -81,3 +81,26 @@ def test_missing_evaluation_is_reported(tidy_csvs):
     with pytest.warns(RunLeftOutWarning, match=r"naive_s0.*R\[3, 1\] missing"):
         board = build_leaderboard(holey)
     assert board["method"].tolist() == ["ckda"]
+
+
+def test_peak_memory_columns_apart_from_kept_bytes(tidy_csvs, tmp_path):
+    """Peak RSS / GPU rows become their own columns (largest over sessions), never added to the kept bytes."""
+    base = dict(run="ckda_s0", method="ckda", seed=0, protocol="paper", eval_dataset="-", trial="-")
+    append_extra_rows(tidy_csvs[0], [
+        dict(base, train_exp=1, metric="peak_rss_bytes", value=300 * 2**20),
+        dict(base, train_exp=2, metric="peak_rss_bytes", value=500 * 2**20),
+        dict(base, train_exp=3, metric="peak_rss_bytes", value=400 * 2**20),
+        dict(base, train_exp=2, metric="peak_gpu_reserved_bytes", value=7 * 2**30)])
+    board = build_leaderboard(load_tidy(tidy_csvs[:1]))
+    row = board.iloc[0]
+    assert row["memory_bytes_mean"] == pytest.approx(3 * 2**20)  # unchanged: kept bytes only
+    assert row["peak_rss_bytes_mean"] == pytest.approx(500 * 2**20)
+    assert row["peak_gpu_reserved_bytes_mean"] == pytest.approx(7 * 2**30)
+    _, md_path = write_leaderboard(tidy_csvs[:1], tmp_path / "peak")
+    header, _, line = md_path.read_text().splitlines()[:3]
+    cells = dict(zip([h.strip() for h in header.strip("|").split("|")],
+                     [c.strip() for c in line.strip("|").split("|")]))
+    assert cells["Memory (MiB)"] == "3.0" and cells["Peak RSS (MiB)"] == "500" and cells["Peak GPU (MiB)"] == "7168"
+    # a run without measured peaks (older CSVs, or CPU for the GPU column) shows a dash
+    board = build_leaderboard(load_tidy(tidy_csvs[2:]))
+    assert math.isnan(board.iloc[0]["peak_rss_bytes_mean"])

@@ -25,7 +25,7 @@ class _Stop(Exception):
 
 def _scores(path):
     frame = pd.read_csv(path)
-    frame = frame[frame.metric != "train_time_s"].drop(columns=["run"])
+    frame = frame[(frame.metric != "train_time_s") & ~frame.metric.str.startswith("peak_")].drop(columns=["run"])
     return frame.sort_values(["train_exp", "eval_dataset", "trial", "metric"]).reset_index(drop=True)
 
 

@@ -56,3 +56,11 @@ def test_collect_env_records_cpu_and_precision(tmp_path, monkeypatch):
     env = collect_env(torch.device("cpu"), amp_dtype=None)
     assert (env["precision"], env["amp_dtype"], env["cpu_bf16"]) == ("fp32", None, False)
     assert collect_env(torch.device("cpu"))["precision"] == "unknown"  # caller did not say
+
+
+def test_env_records_cuda_build_and_gpu_fields():
+    info = collect_env(torch.device("cpu"))
+    assert info["torch_cuda_version"] == torch.version.cuda
+    assert info["device"] == "cpu" and info["cuda_available"] == torch.cuda.is_available()
+    for key in ("gpu_name", "gpu_capability", "gpu_memory_bytes", "gpu_driver", "cuda_driver_version"):
+        assert info[key] is None  # no GPU used by this run
