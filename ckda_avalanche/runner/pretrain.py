@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ckda_avalanche.benchmarks import batch_ops
-from ckda_avalanche.benchmarks.synthetic.pretrain_pool import MODALITY_CHOICES, render_pretrain_pool
+from ckda_avalanche.benchmarks.synthetic.pretrain_pool import MODALITY_CHOICES, pool_record, render_pretrain_pool
 from ckda_avalanche.benchmarks.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ckda_avalanche.losses import ReIDCriterion
 from ckda_avalanche.models import create_model
@@ -128,7 +128,11 @@ def augment(images: torch.Tensor, *, generator: torch.Generator, grayscale_p: fl
 
 def pretrain(config: PretrainConfig, out: str | Path, *, command: str = "", log_every: int = 200,
              log=None) -> dict[str, Any]:
-    """Render the pool, train the backbone, save ``out`` (+ ``out.sha256``, ``out.json``) and return the report."""
+    """Render the pool, train the backbone, save ``out`` (+ ``out.sha256``, ``out.json``) and return the report.
+
+    The report (in the ``.json`` sidecar and the safetensors metadata key ``pretrain``) holds the config, the loss
+    curve, the times and, under ``pool`` (also its own metadata key), the generator and pool versions, every pool
+    domain spec and scene range and the measured separation from the benchmark (`pretrain_pool.pool_record`)."""
     log = log or (lambda line: print(line, flush=True))
     out = Path(out)
     if out.suffix != ".safetensors":
@@ -182,8 +186,9 @@ def pretrain(config: PretrainConfig, out: str | Path, *, command: str = "", log_
     seconds = time.perf_counter() - start
     report = {"pretrain_config": dataclasses.asdict(config), "pool_images": len(pool), "pool_ids": pool.num_ids,
               "render_seconds": round(render_seconds, 1), "seconds": round(seconds, 1), "loss_curve": curve,
-              "command": command, "torch_threads": torch.get_num_threads()}
-    sha = save_backbone(model, out, metadata={"pretrain": json.dumps(report, sort_keys=True)})
+              "command": command, "torch_threads": torch.get_num_threads(), "pool": pool_record()}
+    sha = save_backbone(model, out, metadata={"pretrain": json.dumps(report, sort_keys=True),
+                                              "pool": json.dumps(report["pool"], sort_keys=True)})
     report["sha256"] = sha
     out.with_suffix(".json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     log(f"wrote {out} (sha256 {sha}) in {seconds:.0f} s")

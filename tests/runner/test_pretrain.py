@@ -108,3 +108,21 @@ def test_builtin_weights_validate_for_their_model_and_are_refused_for_another():
         _check_pretrained(dataclasses.replace(faithful, model="cpu"), "config.yaml: pretrained")
     with pytest.raises(ConfigError, match="one of \\['synthetic-cpu-faithful'\\], or 'none'"):
         _check_pretrained(dataclasses.replace(faithful, pretrained="nowhere.safetensors"), "x")
+
+
+def test_weights_record_the_pool_generator_version_and_domain_specs(tmp_path):
+    from safetensors import safe_open
+
+    from ckda_avalanche.benchmarks.synthetic import SYNTHETIC_VERSION
+    from ckda_avalanche.benchmarks.synthetic.pretrain_pool import POOL_DOMAINS, POOL_VERSION
+
+    out = tmp_path / "tiny.safetensors"
+    config = PretrainConfig(model="test", num_ids=4, steps=1, num_identities=2, num_instances=2, warmup_steps=1)
+    pretrain(config, out, command="test", log_every=1, log=lambda line: None)
+    with safe_open(str(out), framework="pt") as handle:
+        meta = handle.metadata()
+    pool = json.loads(meta["pool"])
+    assert pool["generator_version"] == SYNTHETIC_VERSION and pool["pool_version"] == POOL_VERSION
+    assert [d["name"] for d in pool["domains"]] == [d.name for d in POOL_DOMAINS]
+    assert pool["domains"][0]["palette"][0] == list(POOL_DOMAINS[0].palette[0])
+    assert json.loads((tmp_path / "tiny.json").read_text())["pool"] == pool

@@ -47,6 +47,10 @@ class DomainSpec:
     the local dyes differ between datasets, so one visible colour maps to different infrared greys in different
     domains (default: luminance). Normalised to sum 1. Used only when `palette_nir` is empty (the pretraining pool);
     the benchmark domains give each dye its own grey instead."""
+    nir_inverted: bool = False
+    """With `nir_channel_weights` (empty `palette_nir`): the reflectance *falls* as the weighted visible channels
+    rise (``1 - link``), so dark dyes read bright in near-infrared, as many carbon-free black dyes do. The
+    pretraining pool uses it to keep its link far from every benchmark domain's."""
     infrared_texture: float = 0.5
     """How much garment texture survives in near-infrared reflectance (0 = none)."""
     black_hot_fraction: float = 0.0

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .colour_distance import min_delta_e
 from .domains import DomainSpec
 
 BODY_CLUSTERS: np.ndarray = np.array(
@@ -118,7 +119,24 @@ def _nir_reflectance(rng: np.random.Generator, rgb: np.ndarray, spec: DomainSpec
     # part: the fabric links the two modalities, as in real VI-ReID data (a learnable, not a trivial, cross-modal
     # cue), but the link differs between domains (`DomainSpec.nir_channel_weights`).
     weights = np.asarray(spec.nir_channel_weights, dtype=np.float64)
-    return float(np.clip(0.9 * float(rgb @ (weights / weights.sum())) + 0.1 * rng.uniform(0.1, 0.9), 0.05, 0.95))
+    link = float(rgb @ (weights / weights.sum()))
+    if spec.nir_inverted:
+        link = 1.0 - link
+    return float(np.clip(0.9 * link + 0.1 * rng.uniform(0.1, 0.9), 0.05, 0.95))
+
+
+def expected_nir_reflectance(spec: DomainSpec, rgb: np.ndarray | tuple[float, float, float]) -> float:
+    """The near-infrared reflectance ``spec``'s link gives a dye of visible colour ``rgb``, without the per-garment
+    random part: the grey of the nearest palette dye (CIELAB) when `DomainSpec.palette_nir` is set, else the mean
+    of the channel-weight link of `_nir_reflectance`. What the pretraining pool's guard compares between domains."""
+    if spec.palette_nir:
+        nearest = min_delta_e(spec.palette, [tuple(rgb)])[1]
+        return float(spec.palette_nir[nearest])
+    weights = np.asarray(spec.nir_channel_weights, dtype=np.float64)
+    link = float(np.asarray(rgb, dtype=np.float64) @ (weights / weights.sum()))
+    if spec.nir_inverted:
+        link = 1.0 - link
+    return float(np.clip(0.9 * link + 0.1 * 0.5, 0.05, 0.95))
 
 
 def _emissivity(rng: np.random.Generator, rgb: np.ndarray) -> float:

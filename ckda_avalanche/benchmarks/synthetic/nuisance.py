@@ -116,33 +116,62 @@ def sample_cameras(spec: DomainSpec, rng: np.random.Generator) -> dict[tuple[int
     return cams
 
 
+@dataclass(frozen=True)
+class SceneRange:
+    """One scene look of a background family: uniform ranges of the base colours above and below the horizon."""
+
+    top: tuple[tuple[float, float, float], tuple[float, float, float]]
+    """(low, high) RGB of the scene above the horizon (wall, sky, backdrop)."""
+    bottom: tuple[tuple[float, float, float], tuple[float, float, float]]
+    """(low, high) RGB of the scene below the horizon (floor, ground)."""
+    horizon: tuple[float, float]
+    """(low, high) height of the horizon, in image heights from the top."""
+
+    def anchors(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """The centres of the top and bottom colour ranges (what the disjointness guard measures)."""
+        return (tuple(0.5 * (lo + hi) for lo, hi in zip(*self.top)),  # type: ignore[return-value]
+                tuple(0.5 * (lo + hi) for lo, hi in zip(*self.bottom)))
+
+
+SCENES: dict[str, tuple[SceneRange, ...]] = {
+    "indoor": (SceneRange(((0.6, 0.55, 0.45), (0.9, 0.85, 0.8)), ((0.3, 0.25, 0.2), (0.55, 0.5, 0.45)),
+                          (0.62, 0.8)),),
+    "corridor": (SceneRange(((0.45, 0.45, 0.45), (0.75, 0.75, 0.8)), ((0.2, 0.2, 0.2), (0.45, 0.4, 0.4)),
+                            (0.55, 0.72)),),
+    "street": (SceneRange(((0.45, 0.55, 0.55), (0.7, 0.8, 0.95)), ((0.3, 0.3, 0.3), (0.55, 0.55, 0.5)),
+                          (0.4, 0.6)),),
+    "night": (SceneRange(((0.02, 0.03, 0.06), (0.12, 0.12, 0.2)), ((0.1, 0.1, 0.1), (0.25, 0.22, 0.2)),
+                         (0.5, 0.7)),),
+    # Pretraining pool only: autumn foliage above a red-brown path of fallen leaves (rendered with tree trunks).
+    "park": (SceneRange(((0.6, 0.32, 0.05), (0.8, 0.45, 0.15)), ((0.5, 0.18, 0.1), (0.62, 0.26, 0.16)),
+                        (0.45, 0.65)),),
+    # Pretraining pool only: one of three saturated paper backdrops (magenta, cyan, violet) with a darker floor of
+    # the same hue (rendered with a spotlight, no clutter).
+    "studio": (SceneRange(((0.75, 0.1, 0.55), (0.9, 0.2, 0.7)), ((0.45, 0.05, 0.3), (0.55, 0.12, 0.4)), (0.7, 0.9)),
+               SceneRange(((0.0, 0.7, 0.75), (0.1, 0.85, 0.9)), ((0.0, 0.4, 0.45), (0.06, 0.5, 0.55)), (0.7, 0.9)),
+               SceneRange(((0.45, 0.2, 0.8), (0.55, 0.3, 0.95)), ((0.25, 0.1, 0.45), (0.32, 0.16, 0.55)),
+                          (0.7, 0.9))),
+}
+"""Scene colour ranges of every background family (:data:`BACKGROUND_FAMILIES`). A family with several looks
+picks one per camera; the benchmark's four families have one each (so no extra random draw)."""
+
+CLUTTER_COLOURS: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "indoor": (), "corridor": (), "street": ((0.2, 0.38, 0.15),), "night": ((0.9, 0.7, 0.35),),
+    "park": ((0.33, 0.15, 0.04),), "studio": (),
+}
+"""Colours of the family-specific objects the renderer draws over the scene (`render._background`): street
+vegetation, night street lamps, park tree trunks."""
+
+
 def _scene_colours(family: str, rng: np.random.Generator) -> tuple[tuple, tuple, float]:
-    """Base colours and horizon of one camera's scene, by background family."""
-    if family == "indoor":
-        top = rng.uniform([0.6, 0.55, 0.45], [0.9, 0.85, 0.8])
-        bottom = rng.uniform([0.3, 0.25, 0.2], [0.55, 0.5, 0.45])
-        horizon = rng.uniform(0.62, 0.8)
-    elif family == "corridor":
-        top = rng.uniform([0.45, 0.45, 0.45], [0.75, 0.75, 0.8])
-        bottom = rng.uniform([0.2, 0.2, 0.2], [0.45, 0.4, 0.4])
-        horizon = rng.uniform(0.55, 0.72)
-    elif family == "street":
-        top = rng.uniform([0.45, 0.55, 0.55], [0.7, 0.8, 0.95])
-        bottom = rng.uniform([0.3, 0.3, 0.3], [0.55, 0.55, 0.5])
-        horizon = rng.uniform(0.4, 0.6)
-    elif family == "park":  # pretraining pool only: foliage above a sandy path
-        top = rng.uniform([0.15, 0.35, 0.1], [0.35, 0.6, 0.25])
-        bottom = rng.uniform([0.55, 0.45, 0.3], [0.8, 0.7, 0.5])
-        horizon = rng.uniform(0.45, 0.65)
-    elif family == "studio":  # pretraining pool only: a saturated backdrop and floor of one hue
-        hue = rng.uniform(0.2, 0.95, 3)
-        top = hue
-        bottom = hue * rng.uniform(0.5, 0.8)
-        horizon = rng.uniform(0.7, 0.9)
-    else:  # night
-        top = rng.uniform([0.02, 0.03, 0.06], [0.12, 0.12, 0.2])
-        bottom = rng.uniform([0.1, 0.1, 0.1], [0.25, 0.22, 0.2])
-        horizon = rng.uniform(0.5, 0.7)
+    """Base colours and horizon of one camera's scene, by background family (:data:`SCENES`)."""
+    if family not in SCENES:
+        raise ValueError(f"unknown background family {family!r}; expected one of {tuple(SCENES)}")
+    looks = SCENES[family]
+    look = looks[int(rng.integers(len(looks)))] if len(looks) > 1 else looks[0]
+    top = rng.uniform(*look.top)
+    bottom = rng.uniform(*look.bottom)
+    horizon = rng.uniform(*look.horizon)
     return tuple(float(c) for c in top), tuple(float(c) for c in bottom), float(horizon)
 
 

@@ -5,10 +5,12 @@ here, so ``ckda pretrain`` trains the ``cpu`` backbone on this pool instead. The
 benchmark domains (``domains.py``) in every generative knob a model could memorise:
 
 - its own random stream (:data:`POOL_SEED_SALT` is mixed into the seed, so no identity is ever redrawn);
-- its own garment palettes (no colour of any benchmark palette), background families (``park``, ``studio``; the
-  benchmark uses ``indoor``, ``corridor``, ``street``, ``night``), illumination ranges (bright daylight, mild
-  casts) and near-infrared link (reflectance following the green channel; the benchmark domains give each dye
-  its own domain-specific grey instead, `DomainSpec.palette_nir`);
+- its own garment palettes (every dye at least `PALETTE_MIN_DELTA_E` in CIELAB from every benchmark dye),
+  background families with their own renderers and scene colours (``park``, ``studio``; the benchmark uses
+  ``indoor``, ``corridor``, ``street``, ``night``; every scene colour at least `SCENE_MIN_DELTA_E` from the
+  benchmark's), illumination ranges (bright daylight, mild casts) and near-infrared link (inverted: dark dyes read
+  bright; at least `NIR_LINK_MIN_DISTANCE` from every benchmark domain's, which give each dye its own
+  domain-specific grey, `DomainSpec.palette_nir`);
 - visible images only by default, like ImageNet; ``modalities="both"`` adds near-infrared cameras for the
   comparison reported in ``docs/pretraining.md``.
 
@@ -17,6 +19,7 @@ resolution, as the benchmark's test transform does, then kept in memory as one u
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +27,24 @@ import torch
 
 from ..transforms import resize_image
 from . import generate
+from .colour_distance import min_delta_e
 from .domains import DOMAINS, DomainSpec, _rgb
-from .identity import sample_identity
-from .nuisance import sample_cameras, sample_nuisance
+from .identity import expected_nir_reflectance, sample_identity
+from .nuisance import CLUTTER_COLOURS, SCENES, sample_cameras, sample_nuisance
 from .render import render_images
 
+POOL_VERSION = 2
+"""Version of the pool's domains and scenes: 1 until generator v6 (exact-colour guard, ``park``/``studio`` drawn
+by the ``indoor`` renderer, luminance-like NIR links); 2: the distance guard below, own ``park``/``studio``
+renderers and scene colours, inverted NIR links."""
+PALETTE_MIN_DELTA_E = 15.0
+"""Smallest CIE76 ΔE*ab allowed between a pool garment dye and a benchmark dye (about 2.3 is a just-noticeable
+difference; 15 separates colours that read as different shades or hues)."""
+SCENE_MIN_DELTA_E = 15.0
+"""Smallest ΔE*ab allowed between a pool scene colour and a benchmark scene colour (`pool_separation`)."""
+NIR_LINK_MIN_DISTANCE = 0.2
+"""Smallest mean absolute difference of near-infrared reflectance allowed between the pool's link and a benchmark
+domain's, on the benchmark domain's dyes; any two benchmark domains differ by 0.06-0.15."""
 POOL_SEED_SALT = 7_919_003
 """Mixed into the pool's seed so that its random stream never coincides with a benchmark generation's."""
 STORED_SIZE = generate.STORED_SIZE
@@ -49,6 +65,7 @@ POOL_DAYLIGHT = DomainSpec(
     infrared_noise=(0.01, 0.03),
     thermal_weight=0.1,
     nir_channel_weights=(0.2, 0.6, 0.2),
+    nir_inverted=True,
     infrared_texture=0.7,
     background_families=("studio",),
     outdoor_background_families=("park", "studio"),
@@ -77,6 +94,7 @@ POOL_DUSK = DomainSpec(
     infrared_noise=(0.02, 0.05),
     thermal_weight=0.25,
     nir_channel_weights=(0.25, 0.5, 0.25),
+    nir_inverted=True,
     infrared_texture=0.6,
     background_families=("studio",),
     outdoor_background_families=("park",),
@@ -93,17 +111,77 @@ POOL_DOMAINS: tuple[DomainSpec, ...] = (POOL_DAYLIGHT, POOL_DUSK)
 """Domains of the pool; identities alternate between them."""
 
 
-def check_disjoint_from_benchmark(domains: tuple[DomainSpec, ...] = POOL_DOMAINS) -> None:
-    """Raise ValueError if a pool domain shares a palette colour, background family or NIR link with a benchmark one."""
-    bench_colours = {tuple(round(c, 4) for c in rgb) for d in DOMAINS.values() for rgb in d.palette}
-    bench_families = {f for d in DOMAINS.values() for f in (*d.background_families, *d.outdoor_background_families)}
-    bench_links = {tuple(d.nir_channel_weights) for d in DOMAINS.values() if not d.palette_nir}  # others: dye greys
+def _families(d: DomainSpec) -> set[str]:
+    return set(d.background_families) | set(d.outdoor_background_families)
+
+
+def _scene_colours_of(families: set[str]) -> list[tuple[float, float, float]]:
+    return [c for f in sorted(families) for look in SCENES[f] for c in (*look.anchors(), *CLUTTER_COLOURS[f])]
+
+
+def pool_separation(domains: tuple[DomainSpec, ...] = POOL_DOMAINS,
+                    benchmark: tuple[DomainSpec, ...] = tuple(DOMAINS.values())) -> dict[str, dict[str, object]]:
+    """Per pool domain, how far it sits from the benchmark domains (what `check_disjoint_from_benchmark` checks):
+
+    - ``palette_delta_e``: the smallest CIE76 ΔE*ab between any of its garment dyes and any benchmark dye;
+    - ``scene_delta_e``: the smallest ΔE*ab between any colour of its scenes (centres of the top and bottom colour
+      ranges of each look of each background family, `nuisance.SCENES`, and the family's object colours,
+      `nuisance.CLUTTER_COLOURS`) and any of the benchmark's;
+    - ``shared_families``: background family names it shares with the benchmark;
+    - ``nir_link_distance``: the smallest, over benchmark domains, mean absolute difference between its NIR link
+      and the benchmark domain's, on the benchmark domain's own dyes (`identity.expected_nir_reflectance`).
+    """
+    bench_palette = [c for d in benchmark for c in d.palette]
+    bench_families = set().union(*(_families(d) for d in benchmark))
+    bench_scenes = _scene_colours_of(bench_families)
+    out: dict[str, dict[str, object]] = {}
     for d in domains:
-        shared = {tuple(round(c, 4) for c in rgb) for rgb in d.palette} & bench_colours
-        families = set(d.background_families) | set(d.outdoor_background_families)
-        if shared or families & bench_families or tuple(d.nir_channel_weights) in bench_links:
-            raise ValueError(f"pretraining domain {d.name!r} overlaps the benchmark: colours {sorted(shared)}, "
-                             f"families {sorted(families & bench_families)}, NIR link {d.nir_channel_weights}")
+        unknown = sorted(_families(d) - set(SCENES))
+        if unknown:
+            raise ValueError(f"pretraining domain {d.name!r}: background families {unknown} have no renderer; "
+                             f"expected some of {tuple(SCENES)}")
+        links = [float(np.mean([abs(expected_nir_reflectance(d, dye) - expected_nir_reflectance(b, dye))
+                                for dye in b.palette])) for b in benchmark]
+        out[d.name] = {
+            "palette_delta_e": round(min_delta_e(d.palette, bench_palette)[0], 2),
+            "scene_delta_e": round(min_delta_e(_scene_colours_of(_families(d)), bench_scenes)[0], 2),
+            "shared_families": sorted(_families(d) & bench_families),
+            "nir_link_distance": round(min(links), 3),
+        }
+    return out
+
+
+def check_disjoint_from_benchmark(domains: tuple[DomainSpec, ...] = POOL_DOMAINS) -> None:
+    """Raise ValueError if a pool domain comes closer to the benchmark than the stated distances
+    (`PALETTE_MIN_DELTA_E`, `SCENE_MIN_DELTA_E`, `NIR_LINK_MIN_DISTANCE`) or shares a background family name;
+    the message names the domain and every measure that fails (`pool_separation`)."""
+    for name, sep in pool_separation(domains).items():
+        problems = []
+        if sep["palette_delta_e"] < PALETTE_MIN_DELTA_E:
+            problems.append(f"a garment dye within ΔE {sep['palette_delta_e']} of a benchmark dye "
+                            f"(need >= {PALETTE_MIN_DELTA_E})")
+        if sep["scene_delta_e"] < SCENE_MIN_DELTA_E:
+            problems.append(f"a scene colour within ΔE {sep['scene_delta_e']} of a benchmark scene "
+                            f"(need >= {SCENE_MIN_DELTA_E})")
+        if sep["shared_families"]:
+            problems.append(f"background families {sep['shared_families']}")
+        if sep["nir_link_distance"] < NIR_LINK_MIN_DISTANCE:
+            problems.append(f"a NIR link {sep['nir_link_distance']} from a benchmark domain's "
+                            f"(need >= {NIR_LINK_MIN_DISTANCE})")
+        if problems:
+            raise ValueError(f"pretraining domain {name!r} overlaps the benchmark: {'; '.join(problems)}")
+
+
+def pool_record(domains: tuple[DomainSpec, ...] = POOL_DOMAINS) -> dict[str, object]:
+    """What a pretrained file records about its pool: generator and pool versions, every domain spec and scene
+    range, and the measured separation from the benchmark."""
+    families = sorted(set().union(*(_families(d) for d in domains)))
+    return {"generator_version": generate.SYNTHETIC_VERSION, "pool_version": POOL_VERSION,
+            "seed_salt": POOL_SEED_SALT, "domains": [dataclasses.asdict(d) for d in domains],
+            "scenes": {f: [dataclasses.asdict(look) for look in SCENES[f]] for f in families},
+            "thresholds": {"palette_delta_e": PALETTE_MIN_DELTA_E, "scene_delta_e": SCENE_MIN_DELTA_E,
+                           "nir_link_distance": NIR_LINK_MIN_DISTANCE},
+            "separation": pool_separation(domains)}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 
 from .domains import DomainSpec
 from .identity import IdentityAttributes
-from .nuisance import CameraCondition, Nuisance
+from .nuisance import CLUTTER_COLOURS, CameraCondition, Nuisance
 
 _FOOT = 0.985
 _ARM_LENGTH = 0.40
@@ -50,7 +50,10 @@ def _smooth_noise(rng: np.random.Generator, n: int, h: int, w: int, grid: tuple[
 
 
 def _background(cam: CameraCondition, rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
-    """Visible-light scene reflectance (n, h, w, 3) of one camera, with per-image clutter."""
+    """Visible-light scene reflectance (n, h, w, 3) of one camera, with per-image clutter: every background family
+    has its own branch (an unknown family is an error, never another family's look). The benchmark's families end
+    with one or two rectangular structures (doors, posters, cars, bins); the pool's ``park`` (tree trunks) and
+    ``studio`` (spotlit empty backdrop) do not."""
     ys = ((np.arange(h) + 0.5) / h)[None, :, None, None]
     xs = ((np.arange(w) + 0.5) / w)[None, None, :, None]
     horizon = cam.horizon + rng.normal(0.0, 0.03, (n, 1, 1, 1))
@@ -65,13 +68,27 @@ def _background(cam: CameraCondition, rng: np.random.Generator, n: int, h: int, 
         bg = bg * (1 - 0.35 * pillars)
     elif cam.background == "street":  # vegetation / parked objects blobs above the ground line
         blobs = np.clip(_smooth_noise(rng, n, h, w, (4, 2), 1) * 2.0 - 0.6, 0.0, 1.0) * (1 - ground)
-        green = np.array([0.2, 0.38, 0.15])
+        green = np.array(CLUTTER_COLOURS["street"][0])
         bg = bg * (1 - blobs) + green * (0.6 + 0.4 * rng.random((n, 1, 1, 1))) * blobs
     elif cam.background == "night":  # street lamps
         cy = rng.uniform(0.05, 0.45, (n, 1, 1, 1))
         cx = rng.uniform(0.0, 1.0, (n, 1, 1, 1))
         glow = np.exp(-(((ys - cy) / 0.12) ** 2 + ((xs - cx) / 0.25) ** 2))
-        bg = bg + glow * np.array([0.9, 0.7, 0.35]) * rng.uniform(0.5, 1.2, (n, 1, 1, 1))
+        bg = bg + glow * np.array(CLUTTER_COLOURS["night"][0]) * rng.uniform(0.5, 1.2, (n, 1, 1, 1))
+    elif cam.background == "park":  # pretraining pool only: up to three dark tree trunks under the foliage
+        for _ in range(3):
+            x0 = rng.uniform(-0.1, 1.0, (n, 1, 1, 1))
+            width = rng.uniform(0.04, 0.1, (n, 1, 1, 1))
+            trunk = (xs > x0) & (xs < x0 + width) & (ys > horizon - rng.uniform(0.1, 0.3, (n, 1, 1, 1)))
+            bg = np.where(trunk & (ys < horizon + 0.05), np.array(CLUTTER_COLOURS["park"][0]), bg)
+        return np.clip(bg, 0.0, 1.2).astype(np.float32)
+    elif cam.background == "studio":  # pretraining pool only: an empty backdrop under a soft spotlight
+        cx = rng.uniform(0.3, 0.7, (n, 1, 1, 1))
+        spot = np.exp(-(((ys - 0.35) / 0.45) ** 2 + ((xs - cx) / 0.5) ** 2))
+        bg = bg * (0.7 + 0.45 * spot)
+        return np.clip(bg, 0.0, 1.2).astype(np.float32)
+    elif cam.background != "indoor":  # indoor: the plain scene and the structures below
+        raise ValueError(f"camera {cam.camid}: no renderer for background family {cam.background!r}")
     # One or two rectangular structures (doors, posters, cars, bins).
     for _ in range(2):
         x0 = rng.uniform(-0.2, 0.9, (n, 1, 1, 1))
