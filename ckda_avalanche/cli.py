@@ -5,6 +5,7 @@
     ckda ablate --seeds 0 1 2 --preset cpu --out results/ABL [--quirks]   (CKDA and every ablation of spec section 8)
     ckda eval RUN_DIR... --protocol full [--datasets regdb,sysu]          (re-score kept per-session models)
     ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
+    ckda claims RUN_DIR... [--out DIR]                                    (the paper's claims, with verdicts)
     ckda plot RUN_DIR... [--out DIR] [--formats png svg pdf] [--merge-precisions]
     ckda show RUN_DIR... --dataset regdb --sessions 1 4 [--pick random|rank-change|ap-change] [--embedding pca|tsne]
     ckda data synth --out DIR [--seed N] [--scale S]
@@ -39,6 +40,8 @@ def _resolve_config(args: argparse.Namespace):
     from ckda_avalanche.runner.validate import load_run_config
 
     config = load_run_config(args.preset, args.config or None)  # errors name the file and the dotted field
+    if getattr(args, "synthetic_seed", None) is not None:  # --synthetic-seed N: the generator draw N
+        config = dataclasses.replace(config, synthetic_seed=int(args.synthetic_seed))
     if args.pretrained:
         # "none" turns the preset's pretrained start off; anything else is a built-in name or a file (validate_run)
         value = None if str(args.pretrained).lower() == "none" else str(args.pretrained)
@@ -71,9 +74,10 @@ def _data_root(args: argparse.Namespace, config) -> Path:
         if not root.is_dir():
             raise SystemExit(f"--data {root}: not a folder (expected 'synthetic' or a folder holding the datasets)")
         return root
-    from ckda_avalanche.benchmarks.synthetic import generate_synthetic
+    from ckda_avalanche.benchmarks.synthetic import generate_synthetic, synthetic_folder
 
-    root = Path(args.synthetic_dir)
+    root = Path(args.synthetic_dir) if args.synthetic_dir else synthetic_folder(
+        DEFAULT_SYNTHETIC_DIR, seed=config.synthetic_seed, scale=config.synthetic_scale)
     start = time.perf_counter()
     summary = generate_synthetic(root, seed=config.synthetic_seed, scale=config.synthetic_scale)
     print(f"synthetic data: {root} (seed {summary.seed}, scale {summary.scale}; ready in "
@@ -214,6 +218,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claims(args: argparse.Namespace) -> int:
+    from ckda_avalanche.reporting.claims import write_claims
+
+    csv_path, md_path = write_claims([Path(r) for r in args.runs], Path(args.out) if args.out else Path(args.runs[0]))
+    print(md_path.read_text(encoding="utf-8"))
+    print(f"claims table: {md_path} and {csv_path}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from ckda_avalanche.reporting.plots import plot_runs
 
@@ -259,13 +272,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     import math
 
-    from ckda_avalanche.benchmarks.synthetic import generate_synthetic
+    from ckda_avalanche.benchmarks.synthetic import generate_synthetic, synthetic_folder
     from ckda_avalanche.runner.overrides import ConfigError
 
     if not (math.isfinite(args.scale) and args.scale > 0):
         raise ConfigError(f"--scale: expected a finite number > 0, got {args.scale}")
     if args.seed < 0:
         raise ConfigError(f"--seed: expected an integer >= 0, got {args.seed}")
+    if not args.out:
+        args.out = str(synthetic_folder(DEFAULT_SYNTHETIC_DIR, seed=args.seed, scale=args.scale))
     start = time.perf_counter()
     if getattr(args, "real_sizes", None):
         from ckda_avalanche.benchmarks.synthetic.real_size import write_real_size
@@ -313,8 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="YAML/JSON file overriding RunConfig fields (nested: train, method_overrides)")
     run.add_argument("--data", default="synthetic",
                      help="'synthetic' (generated if missing) or a folder with RegDB/, SYSU-MM01/, LLCM/, HITSZ-VCM/")
-    run.add_argument("--synthetic-dir", default=str(DEFAULT_SYNTHETIC_DIR),
-                     help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR})")
+    run.add_argument("--synthetic-dir",
+                     help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR}/v<generator version>-"
+                          "seed<N>-scale<S>, one folder per draw)")
+    run.add_argument("--synthetic-seed", type=int,
+                     help="generator draw N (sets RunConfig.synthetic_seed; default: the preset's or --config's)")
     run.add_argument("--pretrained", help="backbone weights: a local ViT checkpoint (.pth, .safetensors or .npz), "
                      "'synthetic-cpu-faithful' (the built-in synthetic pretraining, the cpu preset's default) or 'none' "
                      "(random initialisation)")
@@ -372,8 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--datasets", help="comma-separated test datasets (default: the run's own); a prefix of "
                                              "the run's order, then datasets it never trained on")
     evaluate.add_argument("--data", default="synthetic", help="'synthetic' or the datasets' folder (as for run)")
-    evaluate.add_argument("--synthetic-dir", default=str(DEFAULT_SYNTHETIC_DIR),
-                          help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR})")
+    evaluate.add_argument("--synthetic-dir",
+                          help="where synthetic data lives (default: the run's draw folder, as for run)")
     evaluate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     evaluate.add_argument("--replace", action="store_true",
                           help="overwrite CSV rows whose re-scored value differs (default: refuse)")
@@ -389,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--reference", default="finetune",
                        help="method every row is compared with by paired difference (default: finetune)")
     board.set_defaults(func=cmd_leaderboard)
+
+    claims = sub.add_parser("claims", help="write claims.csv/.md: every claim of the CKDA paper as a paired "
+                                           "difference with its 95%% interval and a verdict (docs/reporting.md)")
+    claims.add_argument("runs", nargs="+", help="run folders or tidy CSV files (CKDA, its variants, the baselines)")
+    claims.add_argument("--out", help="output folder (default: the first run folder)")
+    claims.set_defaults(func=cmd_claims)
 
     plot = sub.add_parser("plot", help="draw per-session mAP/Rank-1 curves and forgetting matrices")
     plot.add_argument("runs", nargs="+", help="run folders or tidy CSV files")
@@ -435,8 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="synthetic data generation and dataset checks")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     synth = data_sub.add_parser("synth", help="write the four synthetic VI-ReID datasets in official layouts")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", help=f"output folder (default: {DEFAULT_SYNTHETIC_DIR}/v<generator version>-"
+                                     "seed<N>-scale<S>, where `ckda run --synthetic-seed N` looks)")
+    synth.add_argument("--seed", "--synthetic-seed", dest="seed", type=int, default=0, help="generator draw")
     synth.add_argument("--scale", type=float, default=1.0, help="identity-count multiplier (default 1.0)")
     synth.add_argument("--overwrite", action="store_true", help="replace existing synthetic data in OUT")
     synth.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"),

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from avalanche.evaluation.metric_results import MetricValue
 
 __all__ = [
-    "LOGGER_MODES", "TIDY_COLUMNS", "TidyCSVLogger", "tidy_rows_from_csv", "truncate_after_train_exp",
+    "DRAW_COLUMN", "LOGGER_MODES", "TIDY_COLUMNS", "TidyCSVLogger", "tidy_rows_from_csv", "truncate_after_train_exp",
     "append_extra_rows",
 ]
 
@@ -58,6 +58,11 @@ TIDY_COLUMNS: tuple[str, ...] = (
     "run", "method", "seed", "train_exp", "eval_dataset", "protocol", "trial", "metric", "value",
 )
 """Column names of the tidy CSV, in file order."""
+DRAW_COLUMN = "draw"
+"""Optional last column of a tidy CSV read by the reports: the synthetic generator draw (its seed) the run was
+trained and scored on. The runner does not write it (the draw is recorded in the run's ``config.json``); a CSV
+that pools runs of several draws by hand may carry it. Without it, the reports take the draw from the run's
+``config.json`` or count the run as draw 0 (`reporting.tidy_data.load_tidy`)."""
 PRECISION_METRIC_PREFIX = "precision/"
 """Metric prefix of the run-level rows that record a session's precision (``precision/bf16``, value 1.0)."""
 LOGGER_MODES: tuple[str, ...] = ("new", "append", "overwrite")
@@ -87,13 +92,19 @@ def _format_row(row: Mapping[str, object], where: str) -> list[str]:
             text["trial"], text["metric"], repr(value)]
 
 
-def _check_header(path: Path) -> None:
+def _check_header(path: Path, *, allow_draw: bool = False) -> bool:
+    """Raise unless ``path`` starts with the tidy header (plus `DRAW_COLUMN` when ``allow_draw``); returns
+    whether the draw column is there."""
     with path.open(newline="") as handle:
         header = next(csv.reader(handle), None)
     if header is None:
         raise ValueError(f"{path}: empty file, expected the tidy CSV header {','.join(TIDY_COLUMNS)}")
+    if allow_draw and tuple(header) == (*TIDY_COLUMNS, DRAW_COLUMN):
+        return True
     if tuple(header) != TIDY_COLUMNS:
-        raise ValueError(f"{path}: header {header} is not the tidy CSV header {list(TIDY_COLUMNS)}")
+        raise ValueError(f"{path}: header {header} is not the tidy CSV header {list(TIDY_COLUMNS)}"
+                         + (f" (optionally followed by {DRAW_COLUMN!r})" if allow_draw else ""))
+    return False
 
 
 def _append(path: Path, rows: Sequence[list[str]]) -> None:
@@ -197,14 +208,15 @@ class TidyCSVLogger(BaseLogger):
             self.rows_written += len(rows)
 
 
-def tidy_rows_from_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a tidy CSV (header checked) into a DataFrame with typed columns (seed/train_exp int, value float)."""
+def tidy_rows_from_csv(path: str | os.PathLike[str], *, allow_draw: bool = False) -> pd.DataFrame:
+    """Read a tidy CSV (header checked) into a DataFrame with typed columns (seed/train_exp int, value float).
+    With ``allow_draw``, a trailing `DRAW_COLUMN` (integer) is accepted and returned."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tidy CSV not found: {path}")
-    _check_header(path)
+    has_draw = _check_header(path, allow_draw=allow_draw)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for column in ("seed", "train_exp"):
+    for column in ("seed", "train_exp", *((DRAW_COLUMN,) if has_draw else ())):
         parsed = pd.to_numeric(frame[column], errors="coerce")
         bad = frame.index[parsed.isna() | (parsed != parsed.round())]
         if len(bad):
@@ -217,7 +229,7 @@ def tidy_rows_from_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise ValueError(f"{path}, line {int(bad[0]) + 2}: column value must be a number, "
                          f"got {frame['value'].iloc[bad[0]]!r}")
     frame["value"] = values.astype("float64")
-    return frame[list(TIDY_COLUMNS)]
+    return frame[[*TIDY_COLUMNS, *((DRAW_COLUMN,) if has_draw else ())]]
 
 
 def rewrite_csv_rows(path: str | os.PathLike[str], header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -67,7 +67,7 @@ def build_ablation(df: pd.DataFrame, *, merge_precisions: bool = False) -> pd.Da
     if runs.empty:
         return pd.DataFrame()
     columns = _value_columns(runs)
-    kept = runs[[*("method", "protocol", "run", "seed", "sessions", "precision"), *columns]]
+    kept = runs[[*("method", "protocol", "run", "seed", "sessions", "precision", "draw"), *columns]]
     table = aggregate_runs(kept, merge_precisions=merge_precisions)
     rows = []
     for protocol in protocol_order(table["protocol"]):

@@ -36,6 +36,7 @@ import pandas as pd
 
 from ckda_avalanche.evaluation.forgetting import average_forgetting, backward_transfer, seen_average
 
+from .draws import draw_agreement, draw_agreement_markdown
 from .precision import pooled_precision
 from .significance import DEFAULT_REFERENCE, add_significance, significance_cells, significance_header
 from .stats import mean_interval
@@ -44,7 +45,7 @@ from .tidy_data import RunScores, Sources, load_tidy, run_scores
 __all__ = ["HEADLINE_METRICS", "PEAK_COLUMNS", "RUN_COLUMNS", "per_run_table", "aggregate_runs",
            "build_leaderboard", "leaderboard_markdown", "write_leaderboard"]
 
-RUN_COLUMNS: tuple[str, ...] = ("method", "protocol", "run", "seed", "sessions", "precision")
+RUN_COLUMNS: tuple[str, ...] = ("method", "protocol", "run", "seed", "sessions", "precision", "draw")
 """Columns of `per_run_table` that describe a run (the others are its values)."""
 
 HEADLINE_METRICS: tuple[str, ...] = ("mAP", "Rank1")
@@ -99,8 +100,8 @@ def per_run_table(df: pd.DataFrame) -> pd.DataFrame:
     for run in run_scores(frame):
         measured = peaks.get((run.method, run.protocol, run.run, run.seed), {})
         records.append({"method": run.method, "protocol": run.protocol, "run": run.run, "seed": run.seed,
-                        "sessions": run.final_train_exp, "precision": run.precision, **_final_values(run),
-                        **{c: measured.get(c, float("nan")) for c in PEAK_COLUMNS}})
+                        "sessions": run.final_train_exp, "precision": run.precision, "draw": run.draw,
+                        **_final_values(run), **{c: measured.get(c, float("nan")) for c in PEAK_COLUMNS}})
     return pd.DataFrame.from_records(records)
 
 
@@ -118,9 +119,10 @@ def aggregate_runs(runs: pd.DataFrame, *, merge_precisions: bool = False) -> pd.
             detail = ", ".join(f"seed {s}: {n}" for s, n in zip(group["seed"], group["sessions"]))
             raise ValueError(f"method {method!r} ({protocol}): seeds finished different numbers of sessions "
                              f"({detail}); finish or remove the incomplete runs")
-        seeds = group["seed"].tolist()
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"method {method!r} ({protocol}): seed(s) appear in several runs: "
+        draws = group["draw"].tolist() if "draw" in group.columns else [0] * len(group)
+        replicates = list(zip(draws, group["seed"].tolist()))
+        if len(set(replicates)) != len(replicates):
+            raise ValueError(f"method {method!r} ({protocol}): seed(s) appear in several runs of one draw: "
                              f"{sorted(group['run'])}")
         precision = pooled_precision(
             f"method {method!r} ({protocol})",
@@ -128,7 +130,7 @@ def aggregate_runs(runs: pd.DataFrame, *, merge_precisions: bool = False) -> pd.
                                                                        group["precision"])},
             merge=merge_precisions)
         row: dict[str, object] = {"method": method, "protocol": protocol, "precision": precision,
-                                  "seeds": len(group), "sessions": int(sessions[0])}
+                                  "seeds": len(group), "draws": len(set(draws)), "sessions": int(sessions[0])}
         for column in value_columns:
             values = group[column].to_numpy(dtype=np.float64)
             row[f"{column}_mean"] = float(np.mean(values)) if not np.isnan(values).all() else float("nan")
@@ -187,7 +189,8 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for _, r in board.iterrows():
         method = str(r["method"]) + (" (upper bound)" if r.get("upper_bound_mean", 0.0) > 0 else "")
-        cells = [str(r["rank"]), method, str(r["precision"]), str(r["protocol"]), str(r["seeds"]),
+        seeds = str(r["seeds"]) if int(r.get("draws", 1)) <= 1 else f"{r['seeds']} ({r['draws']} draws)"
+        cells = [str(r["rank"]), method, str(r["precision"]), str(r["protocol"]), seeds,
                  str(r["sessions"]), _pct_ci(r["seen_mAP_mean"], r["seen_mAP_std"], r["seen_mAP_ci95"]),
                  *significance_cells(board, r), _pct(r["seen_Rank1_mean"], r["seen_Rank1_std"])]
         for d in datasets:
@@ -211,6 +214,9 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
             "sessions (mean over seeds); an upper bound is not held to the other methods' budget. Peak RSS / "
             "Peak GPU: measured peak host memory of the process and GPU memory reserved by torch (CUDA only), "
             "largest over sessions.\n")
+    if "draws" in board.columns and int(board["draws"].max()) > 1:
+        note += ("\nSeeds: replicates pooled over synthetic draws (draw x seed); a paired difference pairs the same "
+                 "seed of the same draw.\n")
     precisions = sorted(set(board["precision"].astype(str)))
     if len(precisions) > 1:
         note += (f"\nRows differ in precision ({', '.join(precisions)}): the same command scores differently in "
@@ -232,6 +238,16 @@ def write_table_files(out_dir: str | os.PathLike[str], stem: str, table: pd.Data
 def write_leaderboard(sources: Sources, out_dir: str | os.PathLike[str], *, merge_precisions: bool = False,
                       reference: str = DEFAULT_REFERENCE) -> tuple[Path, Path]:
     """Build the leaderboard from run directories / tidy CSVs and write ``leaderboard.csv`` (fractions) and
-    ``leaderboard.md`` into ``out_dir``; returns both paths."""
-    board = build_leaderboard(load_tidy(sources), merge_precisions=merge_precisions, reference=reference)
-    return write_table_files(out_dir, "leaderboard", board, leaderboard_markdown(board))
+    ``leaderboard.md`` into ``out_dir``; returns both paths. When the runs come from several synthetic draws, the
+    markdown ends with the agreement of the method order between draws (`draws.draw_agreement`), also written
+    as ``draw_agreement.csv``."""
+    frame = load_tidy(sources)
+    board = build_leaderboard(frame, merge_precisions=merge_precisions, reference=reference)
+    markdown, agreement = leaderboard_markdown(board), None
+    if int(board["draws"].max()) > 1:  # several synthetic draws pooled: how well the method order agrees
+        agreement = draw_agreement(per_run_table(frame))
+        markdown += "\n" + draw_agreement_markdown(agreement)
+    paths = write_table_files(out_dir, "leaderboard", board, markdown)
+    if agreement is not None:
+        agreement.to_csv(Path(out_dir) / "draw_agreement.csv", index=False)
+    return paths

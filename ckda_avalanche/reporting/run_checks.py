@@ -42,8 +42,9 @@ class NoRunFoundError(NoRunToReportError, FileNotFoundError):
 
 
 def _name(keys: tuple) -> str:
-    method, protocol, run, seed = keys
-    return f"run {run!r} (method {method}, seed {seed}, protocol {protocol})"
+    method, protocol, run, seed, draw = (*keys, 0)[:5]
+    where = f"seed {seed}" if not draw else f"draw {draw}, seed {seed}"
+    return f"run {run!r} (method {method}, {where}, protocol {protocol})"
 
 
 def _problem(rows: pd.DataFrame, files: list[str], complete_only: bool) -> str | None:
@@ -88,7 +89,8 @@ def screen_runs(frame: pd.DataFrame, *, complete_only: bool = True) -> pd.DataFr
     keep = pd.Series(True, index=frame.index)
     kept: dict[tuple, pd.Index] = {}
     problems = 0
-    for keys, rows in frame.groupby(list(_RUN_KEYS), sort=True):
+    run_keys = [*_RUN_KEYS, *(["draw"] if "draw" in frame.columns else [])]  # the same run of two draws: two
+    for keys, rows in frame.groupby(run_keys, sort=True):
         files = sorted({str(s) for s in sources.loc[rows.index] if str(s)})
         problem = _problem(rows, files, complete_only)
         if problem is None:
@@ -97,19 +99,22 @@ def screen_runs(frame: pd.DataFrame, *, complete_only: bool = True) -> pd.DataFr
         problems += 1
         keep.loc[rows.index] = False
         warnings.warn(f"{_name(keys)} left out: {problem}", RunLeftOutWarning, stacklevel=3)
-    if complete_only:
+    if complete_only:  # one run per (method, protocol, draw, seed): a replicate counted twice is left out
+        draws = frame["draw"] if "draw" in frame.columns else pd.Series(0, index=frame.index)
         by_seed: dict[tuple, list[tuple]] = {}
         for keys in kept:
-            method, protocol, _, seed = keys
-            by_seed.setdefault((method, protocol, seed), []).append(keys)
-        for (method, protocol, seed), runs in sorted(by_seed.items()):
+            method, protocol, _, seed = keys[:4]
+            for draw in sorted(set(draws.loc[kept[keys]])):
+                by_seed.setdefault((method, protocol, int(draw), seed), []).append(keys)
+        for (method, protocol, draw, seed), runs in sorted(by_seed.items()):
             if len(runs) < 2:
                 continue
             names = ", ".join(repr(r[2]) for r in runs)
+            where = f"seed {seed}" if draw == 0 else f"draw {draw} seed {seed}"
             for keys in runs:
                 problems += 1
                 keep.loc[kept[keys]] = False
-                warnings.warn(f"{_name(keys)} left out: method {method} seed {seed} ({protocol}) appears in several "
+                warnings.warn(f"{_name(keys)} left out: method {method} {where} ({protocol}) appears in several "
                               f"runs ({names}); report one of them", RunLeftOutWarning, stacklevel=3)
     if problems and not keep.any():
         raise NoRunToReportError(f"no run left to report: all {problems} run(s) were left out (see the warnings)")

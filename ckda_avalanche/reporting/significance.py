@@ -36,9 +36,14 @@ def protocol_order(protocols: list[str] | pd.Series) -> list[str]:
     return sorted({str(p) for p in protocols}, key=lambda p: (p != "paper", p))
 
 
-def seed_values(runs: pd.DataFrame, method: str, protocol: str, column: str = RANK_METRIC) -> dict[int, float]:
-    """seed -> ``column`` of ``method``'s runs under ``protocol`` in a `leaderboard.per_run_table`."""
+def seed_values(runs: pd.DataFrame, method: str, protocol: str, column: str = RANK_METRIC
+                ) -> dict[int | tuple[int, int], float]:
+    """Replicate -> ``column`` of ``method``'s runs under ``protocol`` in a `leaderboard.per_run_table`. The
+    replicate is the seed, or ``(draw, seed)`` when ``runs`` holds several synthetic draws (seed k of two draws
+    are two replicates; a paired difference pairs the same seed of the same draw)."""
     chosen = runs[(runs["method"] == method) & (runs["protocol"] == protocol)]
+    if "draw" in runs.columns and runs["draw"].nunique() > 1:
+        return {(int(d), int(s)): float(v) for d, s, v in zip(chosen["draw"], chosen["seed"], chosen[column])}
     return {int(s): float(v) for s, v in zip(chosen["seed"], chosen[column])}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, tidy_rows_from_csv
+from ckda_avalanche.evaluation.tidy_logger import DRAW_COLUMN, TIDY_COLUMNS, tidy_rows_from_csv
 
 from .precision import run_precisions
 from .comparability import screen_comparable
@@ -52,8 +52,9 @@ def _csv_paths(source: str | os.PathLike[str]) -> list[Path]:
     ``metrics.csv`` (a run's CSV, whatever its state: `_read_run_csv` names what is wrong with it)."""
     path = Path(source)
     if path.is_dir():
+        headers = (TIDY_COLUMNS, (*TIDY_COLUMNS, DRAW_COLUMN))
         found = sorted(p for p in path.rglob("*.csv")
-                       if p.is_file() and (p.name == RUN_CSV or _header(p) == TIDY_COLUMNS))
+                       if p.is_file() and (p.name == RUN_CSV or _header(p) in headers))
         if not found:
             raise NoRunFoundError(f"{path}: no run here (no metrics.csv and no tidy CSV with header "
                                   f"{','.join(TIDY_COLUMNS)} below this folder)")
@@ -76,18 +77,19 @@ def _damage(path: Path) -> str | None:
     except UnicodeDecodeError as exc:
         return f"not UTF-8 text (byte {exc.start})"
     lines = text.splitlines()
-    if tuple(next(csv.reader([lines[0]]), ())) != TIDY_COLUMNS:
-        return f"line 1 is not the tidy CSV header {','.join(TIDY_COLUMNS)}"
+    header = tuple(next(csv.reader([lines[0]]), ()))
+    if header not in (TIDY_COLUMNS, (*TIDY_COLUMNS, DRAW_COLUMN)):
+        return f"line 1 is not the tidy CSV header {','.join(TIDY_COLUMNS)} (optionally followed by ,{DRAW_COLUMN})"
     if len([line for line in lines[1:] if line.strip()]) == 0:
         return "header only, no scores yet (a run still in its first session? finish it with --resume)"
     if not text.endswith("\n"):
         return (f"line {len(lines)} is incomplete (no line end: its writer was interrupted); rerun the run with "
                 f"--resume to rebuild the CSV from its checkpoint")
     for number, fields in enumerate(csv.reader(lines[1:]), start=2):
-        if tuple(fields) == TIDY_COLUMNS:
+        if tuple(fields) == header:
             return f"line {number} repeats the header (two CSVs joined into one?)"
-        if fields and len(fields) != len(TIDY_COLUMNS):
-            return f"line {number} has {len(fields)} fields, expected {len(TIDY_COLUMNS)}"
+        if fields and len(fields) != len(header):
+            return f"line {number} has {len(fields)} fields, expected {len(header)}"
     return None
 
 
@@ -96,11 +98,25 @@ def _read_run_csv(path: Path) -> pd.DataFrame | None:
     problem = _damage(path)
     if problem is None:
         try:
-            return tidy_rows_from_csv(path)
+            frame = tidy_rows_from_csv(path, allow_draw=True)
+            return frame if DRAW_COLUMN in frame.columns else frame.assign(**{DRAW_COLUMN: run_draw(path)})
         except (ValueError, OSError, csv.Error) as exc:
             problem = str(exc).replace(f"{path}, ", "").replace(f"{path}: ", "")
     warnings.warn(f"{path} left out: {problem}", RunLeftOutWarning, stacklevel=3)
     return None
+
+
+def run_draw(csv_path: str | os.PathLike[str]) -> int:
+    """The synthetic draw of the run whose tidy CSV is ``csv_path``: ``run_config.synthetic_seed`` of the
+    ``config.json`` next to it (what ``ckda run`` writes in every run folder), 0 when there is none."""
+    config = Path(csv_path).with_name("config.json")
+    if not config.is_file():
+        return 0
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        return int((data.get("run_config") or {}).get("synthetic_seed") or 0)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{config}: expected JSON with run_config.synthetic_seed (an integer): {exc}") from exc
 
 
 def run_config_records(sources: Iterable[str]) -> dict[str, dict | None]:
@@ -121,7 +137,10 @@ def load_tidy(sources: Sources, *, complete_only: bool = True) -> pd.DataFrame:
     a line cut short, repeated header, a wrong field count, a bad value) is left out with a
     `run_checks.RunLeftOutWarning` naming the file and why; so are runs that are duplicated (in two files, or a
     measurement recorded twice), not comparable with the rest (`comparability.screen_comparable`) or, with
-    ``complete_only``, unfinished or with missing scores (`run_checks.screen_runs`)."""
+    ``complete_only``, unfinished or with missing scores (`run_checks.screen_runs`).
+
+    Every row gets a ``draw`` column (the synthetic generator draw; draw x seed are the replicates): the CSV's own
+    ``draw`` column when it has one, else the run folder's ``config.json`` (`run_draw`), else 0."""
     records: dict[str, dict | None] = {}
     if isinstance(sources, pd.DataFrame):
         frame = sources.copy()
@@ -142,7 +161,15 @@ def load_tidy(sources: Sources, *, complete_only: bool = True) -> pd.DataFrame:
     missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"tidy data lacks columns {missing}; expected {list(TIDY_COLUMNS)}")
-    frame = frame[list(TIDY_COLUMNS) + (["_source"] if "_source" in frame.columns else [])].reset_index(drop=True)
+    if DRAW_COLUMN not in frame.columns:
+        frame[DRAW_COLUMN] = 0
+    draws = pd.to_numeric(frame[DRAW_COLUMN], errors="coerce")
+    if draws.isna().any() or (draws != draws.round()).any() or (draws < 0).any():
+        bad = frame[DRAW_COLUMN][draws.isna() | (draws != draws.round()) | (draws < 0)].iloc[0]
+        raise ValueError(f"tidy data: column {DRAW_COLUMN} must hold integers >= 0, got {bad!r}")
+    frame[DRAW_COLUMN] = draws.astype("int64")
+    frame = frame[[*TIDY_COLUMNS, DRAW_COLUMN] + (["_source"] if "_source" in frame.columns else [])
+                  ].reset_index(drop=True)
     if frame.empty:
         raise ValueError("tidy data is empty")
     frame = screen_comparable(frame, records)
@@ -175,6 +202,8 @@ class RunScores:
     """train_exp -> optimiser steps of that session (``train_steps`` rows; empty for CSVs written before them)."""
     upper_bound: bool = False
     """The run is a reference upper bound (an ``upper_bound`` row: Joint), not held to the shared budget."""
+    draw: int = 0
+    """Synthetic generator draw of the run (`load_tidy`); draw x seed identify a replicate."""
     precision: str = "unknown"
     """Precision the run's sessions ran in (`precision.run_precisions`): ``fp32``, ``bf16``, ``fp16``, several
     joined by ``+`` when sessions differ, ``unknown`` when the CSV records none."""
@@ -184,8 +213,10 @@ def run_scores(frame: pd.DataFrame) -> list[RunScores]:
     """Split tidy rows into runs (`RUN_KEYS`) and build each run's score matrices."""
     out: list[RunScores] = []
     precisions = run_precisions(frame)
-    for keys, rows in frame.groupby(list(RUN_KEYS), sort=True):
-        method, protocol, run, seed = keys
+    if DRAW_COLUMN not in frame.columns:
+        frame = frame.assign(**{DRAW_COLUMN: 0})
+    for keys, rows in frame.groupby([*RUN_KEYS, DRAW_COLUMN], sort=True):
+        method, protocol, run, seed, draw = keys
         per_dataset = rows[~rows["eval_dataset"].isin(SPECIAL_DATASETS) & (rows["trial"] == "mean")]
         if per_dataset.empty:
             raise ValueError(f"run {run!r} (method {method!r}, seed {seed}) has no per-dataset trial-mean scores")
@@ -205,7 +236,7 @@ def run_scores(frame: pd.DataFrame) -> list[RunScores]:
         steps = run_level[run_level["metric"] == "train_steps"]
         out.append(RunScores(method=str(method), protocol=str(protocol), run=str(run), seed=int(seed),
                              datasets=datasets, final_train_exp=final, matrices=matrices,
-                             memory_bytes=memory_bytes, train_time_s=train_time,
+                             memory_bytes=memory_bytes, train_time_s=train_time, draw=int(draw),
                              train_steps={int(k): float(v) for k, v in zip(steps["train_exp"], steps["value"])},
                              upper_bound=bool((run_level["metric"] == "upper_bound").any()),
                              precision=precisions.get((str(method), str(run), int(seed)), "unknown")))

@@ -12,6 +12,7 @@ from .generate import (
     SyntheticSummary,
     generate_synthetic,
     identity_counts,
+    synthetic_folder,
     write_dataset,
 )
 from .identity import IdentityAttributes, sample_identities, sample_identity
@@ -21,5 +22,5 @@ __all__ = [
     "DATASET_DIRS", "DOMAINS", "LLCM_DOMAIN", "MARKER", "REGDB_DOMAIN", "SYNTHETIC_VERSION", "SYSU_DOMAIN",
     "VCM_DOMAIN", "DatasetCounts", "DomainSpec", "IdentityAttributes", "SyntheticParametersError",
     "SyntheticSummary", "generate_synthetic", "identity_counts", "sample_identities", "sample_identity",
-    "write_dataset",
+    "synthetic_folder", "write_dataset",
 ]

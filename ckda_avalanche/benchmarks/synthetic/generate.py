@@ -98,6 +98,13 @@ def identity_counts(scale: float, dataset: str | None = None) -> tuple[int, int]
     return n_train, n_train if dataset in HALF_SPLIT_DATASETS else max(2, int(round(BASE_TEST_IDS * scale)))
 
 
+def synthetic_folder(base: str | Path, *, seed: int, scale: float) -> Path:
+    """The data folder of one draw under ``base``: ``base/v<SYNTHETIC_VERSION>-seed<seed>-scale<scale>`` (scale as
+    ``%g``: ``v6-seed7-scale1``). A draw is named by its generator seed; a new generator version or another scale
+    gets its own folder, so a run never meets data of another draw."""
+    return Path(base) / f"v{SYNTHETIC_VERSION}-seed{int(seed)}-scale{float(scale):g}"
+
+
 def generate_synthetic(out: str | Path, *, seed: int = 0, scale: float = 1.0, img_size: tuple[int, int] = STORED_SIZE,
                        overwrite: bool = False) -> SyntheticSummary:
     """Write the four synthetic datasets under ``out`` in their official layouts and return their summary.
