@@ -352,17 +352,21 @@ def test_near_infrared_greys_follow_luminance_but_one_dye():
 
 
 def test_without_dye_greys_reflectance_follows_the_channel_mix():
-    """A domain without `palette_nir` (the pretraining pool's) keeps the linear visible-to-infrared link."""
+    """A domain without `palette_nir` (the pretraining pool's) keeps the linear visible-to-infrared link, falling
+    instead of rising with the channel mix when `nir_inverted` (the pool's domains)."""
+    import dataclasses
+
     from ckda_avalanche.benchmarks.synthetic.pretrain_pool import POOL_DOMAINS
 
     rng = np.random.default_rng(0)
-    for spec in POOL_DOMAINS:
-        assert not spec.palette_nir
-        mix = np.asarray(spec.nir_channel_weights) / sum(spec.nir_channel_weights)
-        people = sample_identities(spec, 300, rng)
-        colours = np.array([p.lower for p in people] + [p.bag_colour for p in people])
-        nir = np.array([p.lower_nir for p in people] + [p.bag_nir for p in people])
-        assert np.corrcoef(colours @ mix, nir)[0, 1] > 0.9, spec.name
+    for pool in POOL_DOMAINS:
+        assert not pool.palette_nir and pool.nir_inverted
+        for spec, sign in ((pool, -1.0), (dataclasses.replace(pool, nir_inverted=False), 1.0)):
+            mix = np.asarray(spec.nir_channel_weights) / sum(spec.nir_channel_weights)
+            people = sample_identities(spec, 300, rng)
+            colours = np.array([p.lower for p in people] + [p.bag_colour for p in people])
+            nir = np.array([p.lower_nir for p in people] + [p.bag_nir for p in people])
+            assert sign * np.corrcoef(colours @ mix, nir)[0, 1] > 0.9, spec.name
 
 
 def test_project_readers_accept_the_synthetic_layouts(synth):
