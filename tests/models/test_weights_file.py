@@ -61,3 +61,15 @@ def test_builtin_name_resolves_and_ships_with_a_matching_sidecar():
     assert hashlib.sha256(path.read_bytes()).hexdigest() == expected
     model = create_model("cpu-faithful", "synthetic-cpu-faithful")  # the cpu-faithful architecture matches the shipped file
     assert model.config.img_size == (32, 16)
+
+
+def test_shipped_weights_come_from_the_current_pool():
+    """The shipped file records the pool it was pretrained on; a pool change must re-create it (docs/pretraining.md)."""
+    from safetensors import safe_open
+
+    from ckda_avalanche.benchmarks.synthetic.pretrain_pool import POOL_VERSION, pool_record
+
+    with safe_open(str(resolve_weights("synthetic-cpu-faithful")), framework="pt") as handle:
+        pool = json.loads(handle.metadata()["pool"])
+    assert pool["pool_version"] == POOL_VERSION
+    assert pool["domains"] == json.loads(json.dumps(pool_record()["domains"]))
