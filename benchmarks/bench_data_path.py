@@ -14,7 +14,7 @@ one process, with interleaved rounds (the first is a warm-up; the median over th
 - ``step + data, memory`` / ``step + data, files``: the same strategy reading its batches from the loader.
 
 The data-path share of a step is ``(t(step + data) - t(step)) / t(step + data)`` (per batch; what feeding the model
-adds), next to ``t(data) / t(step + data)``. Goal (issue 11): <= 15% on the ``cpu`` preset.
+adds), next to ``t(data) / t(step + data)``. Goal: <= 15% on the ``cpu`` preset.
 
     python benchmarks/bench_data_path.py --presets cpu --threads 2 --amp off --json data_path.json
     python benchmarks/bench_data_path.py --presets cpu \\

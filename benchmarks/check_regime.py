@@ -1,4 +1,4 @@
-"""Check a leaderboard run against the regime the default benchmark aims for (issue 11, section 3).
+"""Check a leaderboard run against the regime the default benchmark aims for (the criteria of docs/results.md).
 
 Reads the tidy ``metrics.csv`` of every run under the RUN_DIR folders (the seeds of one board may be split over
 several) and, for L2P's baseline, under --random-backbone, and prints each criterion with its measured value, per

@@ -64,8 +64,9 @@ def _rss() -> int | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="/tmp/ckda_rehearsal", help="where the real-size tree is (or is written)")
-    parser.add_argument("--index", default=os.environ.get("CKDA_VI_REID_INDEX", "../shared/vi_reid_index"),
-                        help="folder of the real index files (RegDB/idx, LLCM/idx)")
+    index_env = os.environ.get("CKDA_VI_REID_INDEX")
+    parser.add_argument("--index", default=index_env, required=index_env is None,
+                        help="folder of the real index files (RegDB/idx, LLCM/idx; default $CKDA_VI_REID_INDEX)")
     parser.add_argument("--node-memory", type=float, default=128.0, help="GiB of the node in the cache plan")
     parser.add_argument("--batches", type=int, default=16, help="decode+augment batches timed")
     parser.add_argument("--model-steps", type=int, default=2, help="paper-model steps on the CPU (0: none)")

@@ -1,6 +1,6 @@
 """Where does the seed spread of mAP come from? Split it into a per-query, a per-identity and a shared part.
 
-Issue 11 asks for a seed standard deviation of final seen mAP <= 1.5 points. Whether more test data can get there
+The regime criteria ask for a seed standard deviation of final seen mAP <= 1.5 points. Whether more test data can get there
 depends on what the spread is made of. This script re-scores the kept session models of several seeds of one
 method (runs made with ``--keep-session-checkpoints``), records every query's average precision, and splits the
 seed variance of each dataset's mAP into three sums of covariances of the per-query seed deviations:

@@ -2,7 +2,7 @@
 
     ckda run --methods ckda,finetune --seeds 0 1 --preset cpu --data synthetic --out results/RUN [--resume [--resume-override]]
     ckda run --methods 'ckda,ckda[no_msp],ckda[no_cka+no_merge],ewc[ewc_lambda=100]' ... (variants: runner/variants.py)
-    ckda ablate --seeds 0 1 2 --preset cpu --out results/ABL [--quirks]   (CKDA and every ablation of spec section 8)
+    ckda ablate --seeds 0 1 2 --preset cpu --out results/ABL [--quirks]   (CKDA and every ablation of docs/method.md §8)
     ckda eval RUN_DIR... --protocol full [--datasets regdb,sysu]          (re-score kept per-session models)
     ckda leaderboard RUN_DIR... [--out DIR] [--merge-precisions] [--reference finetune]
     ckda claims RUN_DIR... [--out DIR]                                    (the paper's claims, with verdicts)
@@ -372,14 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "repeat for both; the tidy CSV stays the source of truth")
     run.set_defaults(func=cmd_run)
 
-    ablate = sub.add_parser("ablate", help="`ckda run` over CKDA and every ablation of spec section 8 (variants)")
+    ablate = sub.add_parser("ablate", help="`ckda run` over CKDA and every ablation of docs/method.md §8 (variants)")
     for action in run._actions:  # every option of `run` (copies: argparse actions must not be shared)
         if action.dest not in ("help", "methods"):
             ablate._add_action(copy.copy(action))
     ablate.add_argument("--methods", type=_methods, default=_methods("ablations"),
                         help="default 'ablations': ckda and ckda[<flag>] for each ablation flag of CKDAConfig")
     ablate.add_argument("--quirks", action="store_true",
-                        help="also run the quirks of spec section 7: ckda[quirk_a], [quirk_b], [quirk_c], [quirks]")
+                        help="also run the quirks of docs/method.md §7: ckda[quirk_a], [quirk_b], [quirk_c], [quirks]")
     ablate.set_defaults(func=cmd_ablate)
 
     evaluate = sub.add_parser("eval", help="re-score the kept per-session models of runs, without training")

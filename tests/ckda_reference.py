@@ -1,5 +1,5 @@
 """Independent reference computations of CKDA's end-of-session and CKA maths, written from the method spec
-(/work/shared/ckda_method.md, sections 4.4, 5.1 and 5.2) for the tests; nothing here calls the package's loss,
+(docs/method.md, sections 4.4, 5.1 and 5.2) for the tests; nothing here calls the package's loss,
 plugin or prototype code. Models are only used for their pre-BN feature f (`forward_features`) and their weights.
 
 Tests load this file with `load_reference()` (tests/ is not a package).
@@ -74,7 +74,7 @@ def merge(previous: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tens
 
 def cka_terms(student: torch.Tensor, teacher: torch.Tensor, modality: torch.Tensor, visible: torch.Tensor,
               infrared: torch.Tensor, *, scale: float, tau: float = 0.1) -> tuple[float, float]:
-    """(L_intra, L_inter) of spec §4.4 in float64.
+    """(L_intra, L_inter) of docs/method.md §4.4 in float64.
 
     r(u, Q) = softmax_k(cos(u, q_k) / tau); per modality group, A_ab = softmax_b(scale * cos(r_a, r_b)) for the
     student and A~ for the teacher; KL(A~ || A) = (1/B) sum_ab A~_ab (log A~_ab - log A_ab). L_intra pairs each group

@@ -18,7 +18,7 @@ INTERPOLATION_NAMES: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Training augmentation of CKDA (spec §6); defaults are the published setting."""
+    """Training augmentation of CKDA (docs/method.md §6); defaults are the published setting."""
 
     flip_p: float = 0.5
     """Probability of a horizontal flip."""

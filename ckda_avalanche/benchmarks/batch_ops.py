@@ -1,7 +1,7 @@
 """Per-sample image operations on whole batches: the kernels of the batched augmentation (`batch_transforms.py`).
 
 torchvision's ``transforms.v2`` applied to a ``(B, C, H, W)`` tensor draws ONE set of random parameters for the
-whole batch. CKDA's augmentation (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec §6) is per image, so these
+whole batch. CKDA's augmentation (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §6) is per image, so these
 functions take one parameter per sample (tensors of shape ``(B,)`` or ``(B, 4)``) and apply it with vectorised
 tensor operations. Each one mirrors the torchvision kernel of the per-image pipeline (`transforms.py`) step by step,
 so with the same parameters the result is the same image:

@@ -1,6 +1,6 @@
 """CKDA's train and test transforms applied to a whole batch at once, with every random draw per sample.
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec §6) augments each training image independently: infrared
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §6) augments each training image independently: infrared
 images get, with probability `AugmentConfig.infrared_aug_p`, either a colour jitter (brightness, contrast, in a
 random order as ``ColorJitter`` applies them) or a Gaussian blur (kernel and sigma scaled with the image height),
 then every image is flipped with probability ``flip_p``, ImageNet-normalised and randomly erased with probability

@@ -6,7 +6,7 @@ features of the pool are extracted once and each trial only indexes into them. G
 protocols draw at random (SYSU-MM01 single/multi-shot, LLCM one image per identity and camera) are drawn here with a
 seeded RNG, so a trial is a pure function of (pool metadata, seed).
 
-Protocols follow ``shared/vi_lreid_protocol.md``: SYSU-MM01 as in Wu et al. (ICCV 2017), RegDB as in Nguyen et al.
+Protocols follow ``docs/protocol.md``: SYSU-MM01 as in Wu et al. (ICCV 2017), RegDB as in Nguyen et al.
 (Sensors 2017) / Ye et al., LLCM as in Zhang & Wang (CVPR 2023), HITSZ-VCM as in Lin et al. (CVPR 2022).
 """
 from __future__ import annotations

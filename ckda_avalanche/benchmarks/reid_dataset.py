@@ -66,7 +66,7 @@ class ReIDImageDataset(torch.utils.data.Dataset):
     filling the cache; in a DataLoader worker it reaches the main process as the same type.
 
     ``modalities`` defaults to each sample's own modality; the stream passes a different list only for the LLCM
-    modality-flag quirk (spec §7 b), where the model is fed the opposite flag but the sample metadata stay true.
+    modality-flag quirk (docs/method.md §7 b), where the model is fed the opposite flag but the sample metadata stay true.
     """
 
     def __init__(

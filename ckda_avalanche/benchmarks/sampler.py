@@ -1,7 +1,7 @@
 """Identity-balanced cross-modality batch sampler (P identities x K images x 2 modalities).
 
 CKDA trains with batches of 8 identities x 4 images x 2 modalities, the identities paired across modalities
-(spec §6; the usual VI-ReID batch since Ye et al., AGW, TPAMI 2021). This module builds such batches as a torch
+(docs/method.md §6; the usual VI-ReID batch since Ye et al., AGW, TPAMI 2021). This module builds such batches as a torch
 ``batch_sampler``.
 
 Batch layout (``P = num_identities``, ``K = num_instances``), ``2 * P * K`` dataset indices::

@@ -1,6 +1,6 @@
 """The VI-LReID stream as an Avalanche benchmark: one train and one test experience per dataset, in order.
 
-Setting of CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec §1): a sequence of sessions, each one VI-ReID
+Setting of CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §1): a sequence of sessions, each one VI-ReID
 dataset; after each session the model is tested on every dataset. Default order RegDB -> SYSU-MM01 -> LLCM ->
 HITSZ-VCM.
 
@@ -18,13 +18,13 @@ Labels:
 
 Transforms: a train experience's dataset starts in Avalanche's ``train`` group (training transform) and
 ``dataset.eval()`` switches it to the test transform (the CKDA plugin extracts prototypes over the training set with
-the test transform, spec §5); test experiences start in ``eval``. Both transforms receive each image's modality
-(`ModalityAwareTransform`), which is how the infrared-only augmentation of spec §6 is applied.
+the test transform, docs/method.md §5); test experiences start in ``eval``. Both transforms receive each image's modality
+(`ModalityAwareTransform`), which is how the infrared-only augmentation of docs/method.md §6 is applied.
 
 Images: with the package's transforms every image is decoded and resized once, into a per-process memory cache
 when it fits (``cache``, `image_store.py`), and the augmentation runs per batch (`batch_loader.py`, docs/data_path.md).
 
-Published-setting quirks (spec §7) that concern data: (b) ``llcm_flip_test_modality=True`` feeds the model the
+Published-setting quirks (docs/method.md §7) that concern data: (b) ``llcm_flip_test_modality=True`` feeds the model the
 opposite modality flag for LLCM test images (minibatch element 3 and the dataset's ``modality`` attribute;
 ``experience.reid.samples`` keep the true modality so query/gallery selection is unchanged); (c) LLCM training
 labels < 500 is the reader's ``max_train_label``: ``reader_options={"llcm": {"max_train_label": 500}}``. Quirk (a),
@@ -98,9 +98,9 @@ class ReIDExperienceInfo:
     protocol: EvalProtocol | None
     """The evaluation protocol over `samples` (test experiences); None for train experiences."""
     modality_flipped: bool = False
-    """True when the minibatch modality is the opposite of ``samples[i].modality`` (LLCM quirk, spec §7 b)."""
+    """True when the minibatch modality is the opposite of ``samples[i].modality`` (LLCM quirk, docs/method.md §7 b)."""
     max_train_label: int | None = None
-    """Training experiences: the reader's ``max_train_label`` (LLCM quirk, spec §7 c, is 500), else None."""
+    """Training experiences: the reader's ``max_train_label`` (LLCM quirk, docs/method.md §7 c, is 500), else None."""
 
     def to_label(self, pid: int) -> int:
         """The label of dataset pid ``pid`` in this experience."""
@@ -221,7 +221,7 @@ def vi_lreid_benchmark(
     ``protocol`` ("paper" or "full") is passed to ``reader.protocol``. Transforms default to
     ``build_train_transform(img_size, config=augment)`` and ``build_eval_transform(img_size)``; a custom transform
     is either a `ModalityAwareTransform` or a one-argument image transform. ``llcm_flip_test_modality`` enables the
-    published LLCM quirk (spec §7 b, see the module docstring); it is an error when "llcm" is not in the stream.
+    published LLCM quirk (docs/method.md §7 b, see the module docstring); it is an error when "llcm" is not in the stream.
 
     ``cache`` ("auto", "memory" or "off"; default ``$CKDA_DATA_CACHE`` or "auto") and ``cache_limit_bytes``
     (default ``$CKDA_DATA_CACHE_LIMIT`` or a quarter of the machine's memory) decide which splits are decoded once

@@ -1,6 +1,6 @@
 """Train and test image transforms for VI-ReID (torchvision.transforms.v2).
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec §6) trains with: resize, horizontal flip, ImageNet
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §6) trains with: resize, horizontal flip, ImageNet
 normalisation and random erasing (p = 0.5); infrared images additionally get, chosen at random, either a colour
 jitter (brightness 0.3, contrast 0.3) or a Gaussian blur (kernel 21, sigma in [0.1, 3]) at 256x128; at other sizes
 the blur is scaled with the image height (`AugmentConfig.blur_reference_height`). Testing only resizes and
@@ -133,7 +133,7 @@ def scaled_blur(config: AugmentConfig, height: int) -> tuple[int, tuple[float, f
 def build_train_transform(
     img_size: tuple[int, int], *, config: AugmentConfig | None = None
 ) -> ModalityAwareTransform:
-    """CKDA's training transform (spec §6) for images resized to ``img_size = (height, width)``."""
+    """CKDA's training transform (docs/method.md §6) for images resized to ``img_size = (height, width)``."""
     height, width = _check_img_size(img_size)
     cfg = AugmentConfig() if config is None else config
     blur_kernel, blur_sigma = scaled_blur(cfg, height)

@@ -1,7 +1,7 @@
 """Retrieval distances between query and gallery features, computed in query chunks.
 
 The VI-ReID protocol ranks galleries by the cosine distance between L2-normalised retrieval features
-(docs: ``shared/vi_lreid_protocol.md``, "Evaluation rules"); ``iter_distance_chunks`` lets the ranker consume a
+(docs: ``docs/protocol.md``, "Evaluation rules"); ``iter_distance_chunks`` lets the ranker consume a
 Q x G distance matrix a few rows at a time so that it never exists in full.
 """
 from __future__ import annotations

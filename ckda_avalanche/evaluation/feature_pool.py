@@ -5,7 +5,7 @@ without a strategy; `ckda_avalanche.evaluation.metrics.ReIDRetrievalPluginMetric
 evaluation loop.
 
 Scoring one dataset (``evaluate_protocol``), as fixed in ``docs/ARCHITECTURE.md`` and
-``shared/vi_lreid_protocol.md``:
+``docs/protocol.md``:
 
 1. the pool is ``experience.reid.samples`` and feature ``n`` belongs to ``samples[n]``;
 2. with ``protocol.group_by_tracklet`` the features of each tracklet are averaged

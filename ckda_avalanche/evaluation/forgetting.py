@@ -8,7 +8,7 @@ Everything here is a pure function of one matrix ``R`` of shape ``(S + 1, D)``:
 - ``learned_at[d]`` is the row right after dataset ``d`` was learned. In the VI-LReID benchmark dataset
   ``d`` is the ``d``-th session, so the default is ``learned_at[d] = d + 1``.
 
-Definitions (``../shared/vi_lreid_protocol.md``, "Session reporting"; forgetting after Chaudhry et al.,
+Definitions (``docs/protocol.md``, "Session reporting"; forgetting after Chaudhry et al.,
 "Riemannian Walk for Incremental Learning", ECCV 2018; BWT after Lopez-Paz & Ranzato, "Gradient Episodic
 Memory", NeurIPS 2017):
 

@@ -1,6 +1,6 @@
 """Exact, chunked ReID ranking metrics: CMC, mAP and mINP.
 
-Definitions (``shared/vi_lreid_protocol.md``, "Evaluation rules"):
+Definitions (``docs/protocol.md``, "Evaluation rules"):
 
 * AP of a query = mean over its true matches of (matches so far / 1-based position in the ranked kept list);
   mAP averages AP over valid queries.

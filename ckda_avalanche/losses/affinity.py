@@ -1,6 +1,6 @@
 """Prototype-affinity distillation of CKDA's cross-modal knowledge alignment (CKA).
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec section 4.4). For a feature u and a prototype set Q,
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §4.4). For a feature u and a prototype set Q,
 r(u, Q) = softmax_k(cos(u, q_k) / tau) with tau = 0.1 is a distribution over old identities. Within one modality
 group of the batch, A_ab = softmax_b(s * cos(r_a, r_b)); the teacher's feature gives A~; the loss is KL(A~ || A),
 batch mean. L_intra pairs each modality with its own prototypes, L_inter with the other modality's prototypes.

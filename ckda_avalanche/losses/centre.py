@@ -1,4 +1,4 @@
-"""Cross-modal centre terms of CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec section 4.3).
+"""Cross-modal centre terms of CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §4.3).
 
 Per identity present in the batch, the visible centre c_v(k) and the infrared centre c_i(k) are batch means of the
 pre-BN feature f. L_cent is the batch-hard triplet between the two sets of centres (visible->infrared and
@@ -66,5 +66,5 @@ def cross_modal_centre_terms(
 
 @float32_loss
 def centre_term(terms: CentreTerms, *, w_new: float = 1.0, c: float = 0.5) -> torch.Tensor:
-    """w_new * ((1 - c) * L_cent + c * L_cross), the weighting of spec section 4.3."""
+    """w_new * ((1 - c) * L_cent + c * L_cross), the weighting of docs/method.md §4.3."""
     return w_new * ((1.0 - c) * terms.cent + c * terms.cross)

@@ -1,6 +1,6 @@
 """Prompt consistency L_p and the optional prompt orthogonality penalty.
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec section 4.4): L_p is the mean absolute difference between the
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §4.4): L_p is the mean absolute difference between the
 student's prompt image P(x) and the frozen previous-session teacher's prompt image P~(x). The orthogonality penalty
 between P_spec and P_com is an option of this package, not part of the published setting.
 """

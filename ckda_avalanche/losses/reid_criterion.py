@@ -1,6 +1,6 @@
 """The base ReID loss of a session: L_base = L_id + L_tri + w_new ((1-c) L_cent + c L_cross).
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec section 4, items 1-3). Every strategy of this package uses
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §4, items 1-3). Every strategy of this package uses
 it; method-specific terms (prompt consistency, CKA, ...) are added by plugins.
 """
 from __future__ import annotations

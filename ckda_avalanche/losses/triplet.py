@@ -1,7 +1,7 @@
 """Batch-hard triplet loss with a margin on Euclidean distances.
 
 Hermans, Beyer and Leibe, "In Defense of the Triplet Loss for Person Re-Identification" (2017); CKDA
-(Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016) uses it on the pre-BNNeck feature f with margin 0.1 (spec section 4).
+(Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016) uses it on the pre-BNNeck feature f with margin 0.1 (docs/method.md §4).
 """
 from __future__ import annotations
 

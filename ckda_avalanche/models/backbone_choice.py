@@ -1,10 +1,10 @@
 """Which model a baseline trains: the plain ViT ReID model, or that model plus CKDA's pixel prompters.
 
 CKDA's modality-specific and modality-common pixel-prompt generators (MSP, MCP; Cui, Zhou, Peng, AAAI 2026,
-arXiv 2511.15016, spec section 3) are part of the CKDA method, not of the backbone: the baselines' papers (LwF, EWC,
+arXiv 2511.15016, docs/method.md §3) are part of the CKDA method, not of the backbone: the baselines' papers (LwF, EWC,
 L2P, LSTKC, DKP, ...) train a ViT without them. So every baseline config inherits `BackboneChoice`, whose
 ``pixel_prompts`` is off by default, and its strategy checks that the model it is given was built that way. The
-modality embedding (spec section 2) belongs to the shared backbone and stays on for every method.
+modality embedding (docs/method.md §2) belongs to the shared backbone and stays on for every method.
 
 Up to generator v6 of the synthetic benchmark every baseline but L2P carried the prompters; ``pixel_prompts=True``
 (``finetune[pixel_prompts]`` on the command line) gives that model back. docs/calibration.md says why it changed.

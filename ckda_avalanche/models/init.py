@@ -1,5 +1,5 @@
-"""The published weight initialisation of the CKDA model (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; §3 of the
-method spec, "Initialisation"), applied by `ViTReID` when ``ModelConfig.init == "published"``.
+"""The published weight initialisation of the CKDA model (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016;
+docs/method.md §3, "Initialisation"), applied by `ViTReID` when ``ModelConfig.init == "published"``.
 
 - every ``nn.Linear`` (ViT blocks, the MSP/MCP prompt generators, the identity classifier): truncated normal with
   std 0.02 and zero bias;

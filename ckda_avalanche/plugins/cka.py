@@ -1,6 +1,6 @@
 """`CKAPlugin`: CKDA's cross-modal knowledge alignment with dual-modality prototypes.
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec sections 4.4 and 5.2). From the second session on, for each
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §4.4 and §5.2). From the second session on, for each
 modality group of the batch, the student's and the teacher's prototype-affinity matrices are aligned with
 KL(A~ || A) (maths in `ckda_avalanche.losses.affinity`): loss += intra_weight * L_intra + inter_weight * L_inter
 (published: beta (1-mu) = beta mu = 0.5). At the end of every session the prototypes are recomputed with the

@@ -1,6 +1,6 @@
 """`PromptConsistencyPlugin`: CKDA's prompt consistency L_p against the previous session's frozen teacher.
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec section 4.4): from the second session on,
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §4.4): from the second session on,
 loss += alpha * mean |P(x) - P~(x)|, where P~ is the prompt image of the shared `TeacherPlugin`'s frozen model.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Dual-modality identity prototypes of CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec section 5.2).
+"""Dual-modality identity prototypes of CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §5.2).
 
 After a session, the merged model runs in eval mode (test transform) over the session's whole training set; for
 each identity and modality the prototype is the mean of L2norm(BN(f)) (the model's eval-mode output). No image is

@@ -1,6 +1,6 @@
 """`TeacherPlugin`: the one frozen teacher of CKDA, shared by prompt consistency and CKA.
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec sections 4.4 and 5.3): from the second session on, the merged
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §4.4 and §5.3): from the second session on, the merged
 model of the previous session, frozen and in eval mode, gives for every training batch its retrieval feature
 f~ = L2norm(BN_old(f_old)) and its prompt image P~.
 

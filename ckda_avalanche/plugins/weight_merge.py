@@ -1,6 +1,6 @@
 """`WeightMergePlugin`: CKDA's stage-level weight EMA at the end of each session.
 
-CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; spec section 5.1): theta_s = lam * theta_{s-1} + (1 - lam) *
+CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016; docs/method.md §5.1): theta_s = lam * theta_{s-1} + (1 - lam) *
 theta*_s for every parameter and floating-point buffer whose shape matches (prompts, BN statistics, modality
 embedding, ViT); classifiers are excluded by name (they are re-created per session). lam = 0.7 by default; 0 turns
 merging off. Integer buffers (e.g. BatchNorm's ``num_batches_tracked``) keep the new value.

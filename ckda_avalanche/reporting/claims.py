@@ -10,7 +10,7 @@ A *claim* says that one arm beats another: CKDA with a component beats CKDA with
   lies below 0, ``not resolved`` when it contains 0 or fewer than two replicates pair up, and ``missing`` (naming the
   runs to make) when an arm was not run.
 
-*Readings.* The published setting is the plain method names (``ckda``, ``ckda[no_msp]``, ...). The specification
+*Readings.* The published setting is the plain method names (``ckda``, ``ckda[no_msp]``, ...). docs/method.md §4
 names alternative readings of CKA (`READINGS`): the sharper affinity s = 10 (``sharp_affinity``), the affinity
 helper's own default s = 100 (``affinity_scale=100``) and the normalised student feature (``normalized_student``).
 Under a reading, both CKDA arms carry the reading's items (``ckda[sharp_affinity]`` against

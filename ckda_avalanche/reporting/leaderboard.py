@@ -1,7 +1,7 @@
 """Leaderboard of methods from tidy CSVs: final seen-average mAP / Rank-1, per-dataset scores, forgetting, BWT,
 memory and training time, mean ± std over seeds.
 
-Per run (one seed), at its last session ``S`` (see ``shared/vi_lreid_protocol.md``, "Session reporting"):
+Per run (one seed), at its last session ``S`` (see ``docs/protocol.md``, "Session reporting"):
 
 - ``seen_mAP`` / ``seen_Rank1``: `evaluation.forgetting.seen_average` of the per-dataset trial means at ``S``;
 - ``<dataset>/mAP`` / ``<dataset>/Rank1``: the dataset's score at ``S``;

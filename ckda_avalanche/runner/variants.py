@@ -9,7 +9,7 @@ Syntax of one name: ``BASE`` or ``BASE[ITEM+ITEM+...]`` where each ITEM is
 - ``flag``: a boolean field switched on (``ckda[no_msp]``);
 - ``field=value``: any field set to a value: an integer, a number (``1e-3``; write exponents without ``+``), ``true``
   / ``false``, ``none``, or a word for string / choice fields (``lwf[mode=logits]``);
-- an alias of the method, e.g. CKDA's ``quirks`` (the three quirks of spec section 7 on), ``quirk_a``, ``quirk_b``,
+- an alias of the method, e.g. CKDA's ``quirks`` (the three quirks of docs/method.md §7 on), ``quirk_a``, ``quirk_b``,
   ``quirk_c`` (`ckda_avalanche.strategies.ckda_config.CKDA_VARIANT_ALIASES`).
 
 Fields are checked against the dataclass (unknown field, wrong type, a bare flag on a non-boolean field, a field set
@@ -25,8 +25,8 @@ configuration are an error.
 Shell quoting: ``[`` and ``]`` are glob characters, so quote the list: ``--methods 'ckda,ckda[no_msp]'``.
 
 Shorthands in a ``--methods`` list: ``all`` (the nine leaderboard methods), ``ablations`` (CKDA and each ablation of
-spec section 8, `ABLATION_METHODS`), ``quirks`` (CKDA with each quirk of spec section 7 and with all three,
-`QUIRK_METHODS`) and ``readings`` (CKDA under the alternative readings of CKA that the spec names: s = 10, s = 100,
+docs/method.md §8, `ABLATION_METHODS`), ``quirks`` (CKDA with each quirk of docs/method.md §7 and with all three,
+`QUIRK_METHODS`) and ``readings`` (CKDA under the alternative readings of CKA that docs/method.md §4 names: s = 10, s = 100,
 the normalised student feature, `READING_METHODS`); a name that two shorthands share runs once.
 """
 from __future__ import annotations
@@ -51,14 +51,14 @@ VARIANT_ALIASES: dict[str, dict[str, dict[str, Any]]] = {"ckda": CKDA_VARIANT_AL
 """Per base method: alias item -> the field values it stands for."""
 
 ABLATION_METHODS: tuple[str, ...] = ("ckda", *(f"ckda[{flag}]" for flag in ABLATION_FLAGS))
-"""CKDA and its twelve ablations of spec section 8 (`ABLATION_FLAGS`), one variant each."""
+"""CKDA and its twelve ablations of docs/method.md §8 (`ABLATION_FLAGS`), one variant each."""
 
 QUIRK_METHODS: tuple[str, ...] = ("ckda", "ckda[quirk_a]", "ckda[quirk_b]", "ckda[quirk_c]", "ckda[quirks]")
-"""CKDA without the published quirks (spec section 7), with each one, and with all three."""
+"""CKDA without the published quirks (docs/method.md §7), with each one, and with all three."""
 
 READING_METHODS: tuple[str, ...] = ("ckda", "ckda[sharp_affinity]", "ckda[affinity_scale=100]",
                                     "ckda[normalized_student]", "ckda[normalized_student+sharp_affinity]")
-"""CKDA at the published s = 0.1 and under the alternative readings of spec section 4 (never the default): s = 10,
+"""CKDA at the published s = 0.1 and under the alternative readings of docs/method.md §4 (never the default): s = 10,
 s = 100 (the published affinity helper's own default), the normalised student L2norm(BN(f)), and both."""
 
 _NAME = re.compile(r"^([a-z][a-z0-9_]*)(?:\[([^\[\]]*)\])?$")

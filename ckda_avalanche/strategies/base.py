@@ -1,7 +1,7 @@
 """`ReIDTemplate`: the Avalanche strategy template every ReID method of this package builds on.
 
 It adapts Avalanche's `SupervisedTemplate` to lifelong VI-ReID as CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv
-2511.15016) trains it (spec sections 2 and 6):
+2511.15016) trains it (docs/method.md §2 and §6):
 
 - training batches come from the identity-balanced cross-modality sampler (P ids x K visible + same ids x K IR);
 - each session gets a new classifier over its own identities (`experience.reid.num_identities`; never on eval

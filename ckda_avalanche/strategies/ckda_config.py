@@ -1,4 +1,4 @@
-"""`CKDAConfig`: every hyperparameter, ablation (spec section 8), quirk (section 7) and option of CKDA as one field.
+"""`CKDAConfig`: every hyperparameter, ablation (docs/method.md §8), quirk (section 7) and option of CKDA as one field.
 
 CKDA: Cui, Zhou, Peng, "Cross-modality Knowledge Disentanglement and Alignment for Visible-Infrared Lifelong
 Person Re-identification", AAAI 2026, arXiv 2511.15016. Defaults are the published configuration (`CKDA_PAPER`).
@@ -22,7 +22,7 @@ __all__ = ["CKDAConfig", "CKDA_PAPER", "CKDA_ABLATIONS", "ABLATION_FLAGS", "QUIR
 
 ABLATION_FLAGS = ("no_msp", "no_mcp", "no_mcp_instance_norm", "no_mcp_gates", "no_modality_embedding",
                   "no_prompt_consistency", "inter_only", "intra_only", "no_cka", "no_merge", "no_centre", "finetune")
-"""The ablations of spec section 8, one boolean field each."""
+"""The ablations of docs/method.md §8, one boolean field each."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,9 @@ class CKDAConfig:
     mu: float = 0.5
     """Mix of CKA: (1 - mu) L_intra + mu L_inter."""
     intra_weight: float | None = None
-    """Option (spec section 4): weight of L_intra on its own, replacing beta (1 - mu); None = the (beta, mu) form."""
+    """Option (docs/method.md §4): weight of L_intra on its own, replacing beta (1 - mu); None = the (beta, mu) form."""
     inter_weight: float | None = None
-    """Option (spec section 4): weight of L_inter on its own, replacing beta mu; None = the (beta, mu) form."""
+    """Option (docs/method.md §4): weight of L_inter on its own, replacing beta mu; None = the (beta, mu) form."""
     affinity_scale: float = 0.1
     """s in A_ab = softmax_b(s cos(r_a, r_b)) (published 0.1; see `sharp_affinity`)."""
     prototype_tau: float = 0.1
@@ -54,7 +54,7 @@ class CKDAConfig:
     """Margin of every batch-hard triplet."""
     prototype_batch_size: int = 64
     """Batch size of the end-of-session prototype pass."""
-    # --- ablations (spec section 8)
+    # --- ablations (docs/method.md §8)
     no_msp: bool = False
     """Ablation: no modality-specific prompts (model)."""
     no_mcp: bool = False
@@ -79,7 +79,7 @@ class CKDAConfig:
     """Ablation: w_new = 0."""
     finetune: bool = False
     """Ablation: plain fine-tuning with the same model (no L_p, no CKA, no merge; base loss only)."""
-    # --- quirks of the published setting (spec section 7)
+    # --- quirks of the published setting (docs/method.md §7)
     quirk_regdb_thermal_from_visible: bool = False
     """Quirk (a): RegDB "thermal" prototypes computed from visible images."""
     quirk_llcm_flip_test_modality: bool = False
@@ -208,7 +208,7 @@ class CKDAConfig:
 
     @classmethod
     def ablation(cls, name: str) -> CKDAConfig:
-        """The published configuration with one ablation of spec section 8 switched on."""
+        """The published configuration with one ablation of docs/method.md §8 switched on."""
         if name not in ABLATION_FLAGS:
             raise ValueError(f"CKDAConfig.ablation: unknown ablation {name!r}; valid: {list(ABLATION_FLAGS)}")
         return cls().with_flags(name)
@@ -218,10 +218,10 @@ CKDA_PAPER = CKDAConfig()
 """The published CKDA configuration."""
 
 CKDA_ABLATIONS: dict[str, CKDAConfig] = {name: CKDAConfig.ablation(name) for name in ABLATION_FLAGS}
-"""One preset per ablation of spec section 8, keyed by flag name."""
+"""One preset per ablation of docs/method.md §8, keyed by flag name."""
 
 QUIRK_FLAGS = ("quirk_regdb_thermal_from_visible", "quirk_llcm_flip_test_modality", "quirk_llcm_max_train_label_500")
-"""The three quirks of the published setting (spec section 7: a, b, c), one boolean field each."""
+"""The three quirks of the published setting (docs/method.md §7: a, b, c), one boolean field each."""
 
 CKDA_VARIANT_ALIASES: dict[str, dict[str, bool]] = {
     "quirks": {flag: True for flag in QUIRK_FLAGS},

@@ -1,4 +1,4 @@
-"""Training hyperparameters shared by every ReID strategy (CKDA's published optimisation, spec section 6)."""
+"""Training hyperparameters shared by every ReID strategy (CKDA's published optimisation, docs/method.md §6)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

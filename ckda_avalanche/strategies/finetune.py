@@ -2,7 +2,7 @@
 
 Same sampler, optimiser, schedule and base criterion as CKDA (Cui, Zhou, Peng, AAAI 2026, arXiv 2511.15016) on the
 plain ViT ReID model (`FineTuneConfig.pixel_prompts` adds CKDA's pixel prompters); no teacher, no prototypes, no
-weight merge. CKDA's own ablation "plain fine-tuning with the same backbone" (spec section 8) is ``ckda[finetune]``,
+weight merge. CKDA's own ablation "plain fine-tuning with the same backbone" (docs/method.md §8) is ``ckda[finetune]``,
 which keeps the prompters.
 """
 from __future__ import annotations

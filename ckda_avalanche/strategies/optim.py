@@ -1,4 +1,4 @@
-"""Per-session optimiser and warm-up + cosine learning-rate schedule (CKDA spec section 6).
+"""Per-session optimiser and warm-up + cosine learning-rate schedule (CKDA, docs/method.md §6).
 
 The schedule is per iteration: linear warm-up from ``warmup_start_factor`` x lr over ``warmup_epochs`` epochs, then
 cosine decay to ``min_lr_factor`` x lr at the last iteration of the session. torch's ``LambdaLR`` applies it; we only

@@ -1,4 +1,4 @@
-"""Train/eval transforms: shapes, ImageNet normalisation, and the infrared-only augmentation (spec §6)."""
+"""Train/eval transforms: shapes, ImageNet normalisation, and the infrared-only augmentation (docs/method.md §6)."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Tie-heavy inputs (issue 12): the ranker must equal a float64 stable-sort reference exactly.
+"""Tie-heavy inputs: the ranker must equal a float64 stable-sort reference exactly.
 
 The reference below is written independently of ``ckda_avalanche.evaluation`` (and of ``reference.py``): each query's
 gallery is put in the order of ``np.argsort(row_as_float64, kind="stable")`` (equal distances keep gallery order),

@@ -80,7 +80,7 @@ def test_cka_terms_skip_groups_smaller_than_two():
 
 
 def _kl_reference_float64(student, teacher, prototypes, scale, tau):
-    """KL(A~ || A) straight from spec section 4, in float64."""
+    """KL(A~ || A) straight from docs/method.md §4, in float64."""
     s, t, q = student.double(), teacher.double(), prototypes.double()
 
     def log_affinity(u):

@@ -1,4 +1,4 @@
-"""The published initialisation (method spec §3, "Initialisation"), checked against expectations derived by hand.
+"""The published initialisation (docs/method.md §3, "Initialisation"), checked against expectations derived by hand.
 
 "Cut at +-2" is read as timm's `trunc_normal_` cuts: at the absolute values -2 and 2, i.e. 100 std away at std 0.02,
 so the weights are in effect N(0, 0.02^2): sample std ~0.02, ~4.55% of them beyond 2 std (|w| > 0.04), none

@@ -62,7 +62,7 @@ def test_no_classifier_gives_none_logits_and_eval_is_unit_norm() -> None:
 
 
 def _spec_tokens(model: ViTReID, x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
-    """Token sequence written from the spec (§2): strided-conv patch embedding (row-major grid), CLS prepended,
+    """Token sequence written from docs/method.md §2: strided-conv patch embedding (row-major grid), CLS prepended,
     position embedding added, then the vector of each sample's modality added to every token (CLS included)."""
     backbone = model.backbone
     proj = backbone.patch_embed.proj

@@ -51,7 +51,7 @@ def ref_norm(v: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, weight: tor
 
 def ref_msp(x: torch.Tensor, modality: torch.Tensor, state: dict[str, torch.Tensor], *, train: bool,
             pooled_stats: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """P_spec (B, 3, H, W) and the running statistics after the call (spec §3, MSP).
+    """P_spec (B, 3, H, W) and the running statistics after the call (docs/method.md §3, MSP).
 
     Sample b uses generator `modality[b]`: Linear(768->16) -> BatchNorm1d(16) -> Linear(16->768). In train mode the
     batch norm of generator m normalises with the statistics of all patches of the modality-m samples (biased
@@ -98,7 +98,7 @@ def ref_mcp_map(x: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor
 
 def ref_mcp(x: torch.Tensor, state: dict[str, torch.Tensor], *, train: bool, instance_norm: bool = True,
             gates: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """P_com (B, 3, H, W) and the running statistics after the call (spec §3, MCP).
+    """P_com (B, 3, H, W) and the running statistics after the call (docs/method.md §3, MCP).
 
     h_in = InstanceNorm2d(8, affine, tracked running stats)(h): per image and channel over the grid in train mode
     (running mean / unbiased variance updated with the batch average), running statistics in eval mode;

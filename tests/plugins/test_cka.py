@@ -78,7 +78,7 @@ def test_adds_weighted_intra_and_inter_terms(student_feature):
     plugin.history = [_protos(1)]
     plugin.before_backward(strategy)
     out = strategy.mb_output
-    # expected value from the float64 reference of spec §4.4 (tests/ckda_reference.py), not from the package
+    # expected value from the float64 reference of docs/method.md §4.4 (tests/ckda_reference.py), not from the package
     student = out.feat.detach() if student_feature == "feat" else out.bn_feat.detach()
     teacher_feature = ref.bnneck_feature(model, strategy.mb_x, strategy.mbatch[3])  # eval mode, running stats
     intra, inter = ref.cka_terms(student, teacher_feature, out.modality, plugin.history[0].visible,

@@ -38,7 +38,7 @@ def test_adds_alpha_times_l1_between_prompts():
     with torch.no_grad():
         teacher.model.prompter.msp.generators[0].up.weight.add_(0.5)  # make the teacher's prompts differ
     plugin.before_backward(strategy)
-    # L_p = mean |P(x) - P~(x)| (spec §4.4) with P~ from the frozen teacher in eval mode, computed here
+    # L_p = mean |P(x) - P~(x)| (docs/method.md §4.4) with P~ from the frozen teacher in eval mode, computed here
     frozen = copy.deepcopy(teacher.model).eval()
     with torch.no_grad():
         teacher_prompt = frozen.forward_features(strategy.mb_x, strategy.mbatch[3])[1]

@@ -1,4 +1,4 @@
-"""The end-of-session prototype pass of CKDA (spec §5), run through the `CKDA` strategy's own plugins.
+"""The end-of-session prototype pass of CKDA (docs/method.md §5), run through the `CKDA` strategy's own plugins.
 
 Two sessions are simulated (no optimisation: the "trained" weights are set by hand) on a real Avalanche ReID dataset
 of PNG files with the package's train and test transforms. The expected prototypes are computed here, independently:

@@ -1,5 +1,5 @@
 """The committed ablation grid (benchmarks/ablation_grid.txt) is a valid ``--methods`` list of distinct CKDA
-variants covering every ablation of spec section 8 and the alternative readings of CKA."""
+variants covering every ablation of docs/method.md §8 and the alternative readings of CKA."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -98,7 +98,7 @@ def test_eval_full_adds_the_full_protocol_rows(variant_run, tiny_synthetic_root,
     pd.testing.assert_frame_equal(_sorted(after[after.protocol == "paper"]).astype(before.dtypes),
                                   _sorted(before))  # the paper rows are untouched
     full = after[after.protocol == "full"]
-    # shared/vi_lreid_protocol.md: RegDB both directions of its trial; SYSU-MM01 10 trials x {all, indoor} x
+    # docs/protocol.md: RegDB both directions of its trial; SYSU-MM01 10 trials x {all, indoor} x
     # {single, multi}-shot
     assert set(full[full.eval_dataset == "regdb"].trial) == {"mean", "vis2ir/trial1", "ir2vis/trial1"}
     assert set(full[full.eval_dataset == "sysu"].trial) == {"mean"} | {

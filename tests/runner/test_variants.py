@@ -18,7 +18,7 @@ from ckda_avalanche.strategies import (
     CKDAConfig, EWCConfig, FineTune, FineTuneConfig, JointConfig, LwFConfig,
 )
 
-# Spec section 8 (shared/ckda_method.md), written out by hand: each ablation and what it must change in CKDAConfig.
+# Spec section 8 (docs/method.md), written out by hand: each ablation and what it must change in CKDAConfig.
 SPEC_ABLATIONS = {
     "no_msp": lambda c: c.model_overrides()["use_msp"] is False,
     "no_mcp": lambda c: c.model_overrides()["use_mcp"] is False,

@@ -168,7 +168,7 @@ def test_each_loss_ablation_removes_exactly_its_term(full_step, flag):
 
 def _teacher_reference(strategy: CKDA) -> tuple[torch.Tensor, torch.Tensor]:
     """(f~, P~) of the frozen teacher, computed here: a fresh model with the teacher's weights in eval mode,
-    f~ = L2norm(BN_old(f_old)) with BN_old's running statistics written out (spec §4.4)."""
+    f~ = L2norm(BN_old(f_old)) with BN_old's running statistics written out (docs/method.md §4.4)."""
     model = create_model("test", num_classes=0, img_size=SIZE)
     model.load_state_dict(strategy.teacher.model.state_dict())
     x, modality = strategy.mbatch[0], strategy.mbatch[3]
@@ -180,7 +180,7 @@ CKA_OPTIONS = [(), ("normalized_student",), ("sharp_affinity",), ("normalized_st
 
 @pytest.mark.parametrize("flags", CKA_OPTIONS, ids=["published", "normalized_student", "sharp_affinity", "both"])
 def test_cka_and_prompt_terms_through_the_strategy_match_an_independent_computation(full_step, flags):
-    """CKDAConfig flags -> CKDA -> CKAPlugin: the CKA terms equal the float64 reference of spec §4.4 with the
+    """CKDAConfig flags -> CKDA -> CKAPlugin: the CKA terms equal the float64 reference of docs/method.md §4.4 with the
     student feature (pre-BN f, or L2norm(BN(f)) with `normalized_student`) and s (0.1, or 10 with `sharp_affinity`)
     the flags select; the total loss moves from the published one by exactly the change of the reference CKA."""
     total, strategy = _second_session_loss(CKDA_PAPER.with_flags(*flags))
@@ -200,7 +200,7 @@ def test_cka_and_prompt_terms_through_the_strategy_match_an_independent_computat
     # the published s = 0.1 is ~0.3% of L_inter here (measured against this float64 reference)
     assert got_intra == pytest.approx(intra, rel=1e-4, abs=3e-7)
     assert got_inter == pytest.approx(inter, rel=1e-4, abs=3e-7)
-    # L_p = mean |P - P~| (spec §4.4), also independent of the plugin
+    # L_p = mean |P - P~| (docs/method.md §4.4), also independent of the plugin
     expected_lp = float((out.prompt.detach() - teacher_prompt).abs().mean())
     assert float(strategy.prompt_consistency.last_loss) == pytest.approx(expected_lp, rel=1e-5)
     published_total, _ = full_step

@@ -1,7 +1,7 @@
 """Writers of the four official VI-ReID layouts (RegDB, SYSU-MM01, LLCM, HITSZ-VCM) from synthetic identities.
 
-Every writer produces exactly the directory layout and index-file formats of the real dataset (see
-``shared/vi_reid_index``), so the real readers are the only code path that reads synthetic data:
+Every writer produces exactly the directory layout and index-file formats of the real dataset (as in
+docs/real_datasets.md), so the real readers are the only code path that reads synthetic data:
 
 - RegDB: ``Visible/<pid>/<sex>_<view>_v_<n:05d>_<pid>.bmp`` (+ ``Thermal``, ``_t_``), ``idx/{train,test}_{visible,
   thermal}_{t}.txt`` for 10 random half splits, CRLF lines ``path label`` with labels 0-based by first appearance.
