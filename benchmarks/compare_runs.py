@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ckda_avalanche.evaluation.tidy_logger import MEASURED_METRICS
+
 KEY = ["train_exp", "eval_dataset", "protocol", "trial", "metric"]
 MACHINE_METRICS = ("train_time_s", "memory_bytes/", "peak_")
 

@@ -50,9 +50,18 @@ if TYPE_CHECKING:
     from avalanche.evaluation.metric_results import MetricValue
 
 __all__ = [
-    "DRAW_COLUMN", "LOGGER_MODES", "TIDY_COLUMNS", "TidyCSVLogger", "tidy_rows_from_csv", "truncate_after_train_exp",
-    "append_extra_rows",
+    "DRAW_COLUMN", "LOGGER_MODES", "MEASURED_METRICS", "TIDY_COLUMNS", "TidyCSVLogger", "is_measured_metric",
+    "tidy_rows_from_csv", "truncate_after_train_exp", "append_extra_rows",
 ]
+
+MEASURED_METRICS: tuple[str, ...] = ("train_time_s", "peak_")
+"""Metric names (or prefixes) of rows that measure the machine, not the computation: wall-clock seconds and peak
+memory. Two runs of the same computation (a resumed and an uninterrupted one, two executors) may differ in them."""
+
+
+def is_measured_metric(metric: str) -> bool:
+    """True for a row that measures the machine (`MEASURED_METRICS`)."""
+    return metric.startswith(MEASURED_METRICS)
 
 TIDY_COLUMNS: tuple[str, ...] = (
     "run", "method", "seed", "train_exp", "eval_dataset", "protocol", "trial", "metric", "value",

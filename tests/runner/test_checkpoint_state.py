@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ckda_avalanche.evaluation.tidy_logger import is_measured_metric
 from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.models import get_model_config
@@ -25,7 +26,7 @@ class _Stop(Exception):
 
 def _scores(path):
     frame = pd.read_csv(path)
-    frame = frame[(frame.metric != "train_time_s") & ~frame.metric.str.startswith("peak_")].drop(columns=["run"])
+    frame = frame[~frame.metric.map(is_measured_metric)].drop(columns=["run"])
     return frame.sort_values(["train_exp", "eval_dataset", "trial", "metric"]).reset_index(drop=True)
 
 

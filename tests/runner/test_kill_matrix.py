@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ckda_avalanche.evaluation.tidy_logger import MEASURED_METRICS
+
 INSTANTS: dict[str, int] = {
     # instant -> sessions the checkpoint holds when the process dies there
     "session1:iteration1": 0,
@@ -33,7 +35,7 @@ INSTANTS: dict[str, int] = {
     "session2:checkpoint": 2,
 }
 METHOD, SEED, RUN = "ckda", 5, "kill-matrix"
-MEASURED = ("train_time_s", "peak_")  # wall-clock seconds and measured peak memory: their values may differ
+MEASURED = MEASURED_METRICS  # wall-clock seconds and measured peak memory: their values may differ
 
 
 def _compare(reference: Path, resumed: Path) -> str | None:

@@ -95,7 +95,7 @@ def test_eval_full_adds_the_full_protocol_rows(variant_run, tiny_synthetic_root,
     before = pd.read_csv(csv)
     assert _eval(run, tiny_synthetic_root) == 0  # --protocol full is the default
     after = load_tidy(csv)  # raises on a row measured twice
-    pd.testing.assert_frame_equal(_sorted(after[after.protocol == "paper"]).astype(before.dtypes),
+    pd.testing.assert_frame_equal(_sorted(after[after.protocol == "paper"][list(before.columns)]).astype(before.dtypes),
                                   _sorted(before))  # the paper rows are untouched
     full = after[after.protocol == "full"]
     # docs/protocol.md: RegDB both directions of its trial; SYSU-MM01 10 trials x {all, indoor} x
