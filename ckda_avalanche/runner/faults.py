@@ -132,7 +132,7 @@ def probe_ray_address(address: str | None, *, source: str = "--ray-address",
                       timeout: float = RAY_PROBE_TIMEOUT_S) -> None:
     """`ExecutorError` within ``timeout`` seconds when nothing answers at a ``HOST:PORT`` Ray address ('auto', a
     URL such as ``ray://``, or None are left to Ray)."""
-    from ckda_avalanche.runner.executors import ExecutorError
+    from ckda_avalanche.runner.executor_options import ExecutorError
 
     if not address or address == "auto" or "://" in address:
         return

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ckda_avalanche.runner.executors import ExecutorError, ExecutorOptions
+from ckda_avalanche.runner.executor_options import ExecutorError, ExecutorOptions
 from ckda_avalanche.runner.run_task import RunOutcome, RunTask, execute_run, refuse_existing
 
 
