@@ -1,6 +1,6 @@
 """Time ``ckda show``: a grid of 8 queries x 10 results for four sessions of one run (goal: under 30 s on 2 cores).
 
-    python benchmarks/bench_show.py RUN_DIR [--dataset regdb] [--data synthetic] [--synthetic-dir data/synthetic]
+    python benchmarks/bench_show.py RUN_DIR [--dataset regdb] [--data synthetic] [--synthetic-dir DIR]
 
 ``RUN_DIR`` is one run folder (``OUT/<method>/seed<k>``) made with ``--keep-session-checkpoints`` (four sessions
 for the default board). Prints the wall time of the feature extraction (stream, four kept models, Avalanche's eval
@@ -25,13 +25,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir")
     parser.add_argument("--dataset", default="regdb")
-    parser.add_argument("--synthetic-dir", default="data/synthetic")
+    parser.add_argument("--synthetic-dir", help="the run's synthetic data (default: its draw folder under "
+                                                "data/synthetic, as ckda run makes it)")
     args = parser.parse_args()
 
     from ckda_avalanche.runner.reevaluate import load_saved_run
     from ckda_avalanche.runner.show import session_features, show_ranked_lists
 
     saved = load_saved_run(args.run_dir)
+    if args.synthetic_dir is None:
+        from ckda_avalanche.benchmarks.synthetic import synthetic_folder
+
+        args.synthetic_dir = str(synthetic_folder(Path("data") / "synthetic", seed=saved.run_config.synthetic_seed,
+                                                  scale=saved.run_config.synthetic_scale))
     sessions = list(range(1, saved.sessions + 1))
     with tempfile.TemporaryDirectory(prefix="bench-show-") as tmp:
         start, cpu = time.perf_counter(), time.process_time()

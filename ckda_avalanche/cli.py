@@ -440,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--protocol", default="paper", choices=("paper", "full"), help="protocol (default paper)")
     show.add_argument("--trial", help="the protocol's trial shown, e.g. ir2vis/trial0 (default: its first)")
     show.add_argument("--data", default="synthetic", help="'synthetic' or the datasets' folder (as for run)")
-    show.add_argument("--synthetic-dir", default=str(DEFAULT_SYNTHETIC_DIR),
-                      help=f"where synthetic data lives (default: {DEFAULT_SYNTHETIC_DIR})")
+    show.add_argument("--synthetic-dir",
+                      help="where synthetic data lives (default: the run's draw folder, as for run)")
     show.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     show.add_argument("--out", help="output folder (default: RUN_DIR/plots)")
     show.set_defaults(func=cmd_show)

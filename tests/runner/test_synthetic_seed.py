@@ -54,3 +54,13 @@ def test_data_synth_defaults_to_the_draw_folder(generated, monkeypatch):
     monkeypatch.setattr(cli, "cmd_data_check", lambda args: 0)
     assert main(["data", "synth", "--synthetic-seed", "11", "--scale", "0.5"]) == 0
     assert generated == [(Path("data/synthetic") / f"v{SYNTHETIC_VERSION}-seed11-scale0.5", 11, 0.5)]
+
+
+def test_eval_and_show_find_a_run_s_draw_where_run_put_it():
+    """`ckda eval` and `ckda show` default to the run's own draw folder (derived from its config), as `ckda run`
+    does: none of the three may default to a fixed folder, which would hold another draw or none."""
+    from ckda_avalanche.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["run"], ["eval", "RUN"], ["show", "RUN"]):
+        assert parser.parse_args(argv).synthetic_dir is None, argv
