@@ -62,5 +62,5 @@ def test_eval_and_show_find_a_run_s_draw_where_run_put_it():
     from ckda_avalanche.cli import build_parser
 
     parser = build_parser()
-    for argv in (["run"], ["eval", "RUN"], ["show", "RUN"]):
+    for argv in (["run", "--out", "OUT"], ["eval", "RUN"], ["show", "RUN"]):
         assert parser.parse_args(argv).synthetic_dir is None, argv
