@@ -179,8 +179,11 @@ def _seen_curve(by_method: dict[str, list[RunScores]], metric: str, datasets: li
     return _save(fig, out, f"seen_{metric}_{_safe(protocol)}", formats)
 
 
-def _per_dataset(by_method: dict[str, list[RunScores]], datasets: list[str], protocol: str, out: Path,
-                 formats: tuple[str, ...]) -> list[Path]:
+def _per_dataset_panels(by_method: dict[str, list[RunScores]], datasets: list[str], out: Path,
+                        formats: tuple[str, ...], *, metric: str, scale: float, panel: str, ylabel: str,
+                        suptitle: str, stem: str, suptitle_size: float | None = None) -> list[Path]:
+    """One panel per dataset: ``metric`` of that dataset after each session, one line per method (mean and spread
+    over seeds); a dotted line marks the session in which the dataset is learned."""
     cols = min(4, len(datasets))
     nrows = int(np.ceil(len(datasets) / cols))
     fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 3.2 * nrows), squeeze=False, sharey=True)
@@ -189,58 +192,45 @@ def _per_dataset(by_method: dict[str, list[RunScores]], datasets: list[str], pro
     for d, dataset in enumerate(datasets):
         ax = axes[d // cols][d % cols]
         for method, runs in by_method.items():
-            stacked = _aligned(runs, "mAP", datasets)
+            stacked = _aligned(runs, metric, datasets)
             per_seed = np.full((len(runs), sessions), np.nan)
             per_seed[:, : stacked.shape[1] - 1] = stacked[:, 1:, d]
-            _line(ax, x, per_seed, method)
+            _line(ax, x, per_seed, method, scale=scale)
         ax.axvline(d + 1, color="#999999", linestyle=":", linewidth=1)
-        ax.set_title(f"{dataset} mAP")
+        ax.set_title(f"{dataset} {panel}")
         ax.set_xticks(x)
         ax.set_xlabel("session")
         ax.grid(True, alpha=0.3)
         if d % cols == 0:
-            ax.set_ylabel("mAP (%)")
+            ax.set_ylabel(ylabel)
     for k in range(len(datasets), nrows * cols):
         axes[k // cols][k % cols].axis("off")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))),
                bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(labels) > 6)))
-    fig.suptitle(f"Per-dataset mAP after each session ({protocol} protocol; dotted: session it is learned)")
+    fig.suptitle(suptitle, **({} if suptitle_size is None else {"fontsize": suptitle_size}))
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    return _save(fig, out, f"per_dataset_mAP_{_safe(protocol)}", formats)
+    return _save(fig, out, stem, formats)
+
+
+def _per_dataset(by_method: dict[str, list[RunScores]], datasets: list[str], protocol: str, out: Path,
+                 formats: tuple[str, ...]) -> list[Path]:
+    """Per-dataset mAP after each session."""
+    return _per_dataset_panels(
+        by_method, datasets, out, formats, metric="mAP", scale=100.0, panel="mAP", ylabel="mAP (%)",
+        suptitle=f"Per-dataset mAP after each session ({protocol} protocol; dotted: session it is learned)",
+        stem=f"per_dataset_mAP_{_safe(protocol)}")
 
 
 def _modality_gap(by_method: dict[str, list[RunScores]], datasets: list[str], protocol: str, out: Path,
                   formats: tuple[str, ...]) -> list[Path]:
     """One panel per dataset: its modality-gap ratio (`evaluation.modality_gap`) after each session, per method."""
-    cols = min(4, len(datasets))
-    nrows = int(np.ceil(len(datasets) / cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 3.2 * nrows), squeeze=False, sharey=True)
-    sessions = max(r.final_train_exp for runs in by_method.values() for r in runs)
-    x = np.arange(1, sessions + 1)
-    for d, dataset in enumerate(datasets):
-        ax = axes[d // cols][d % cols]
-        for method, runs in by_method.items():
-            stacked = _aligned(runs, MODALITY_GAP_RATIO, datasets)
-            per_seed = np.full((len(runs), sessions), np.nan)
-            per_seed[:, : stacked.shape[1] - 1] = stacked[:, 1:, d]
-            _line(ax, x, per_seed, method, scale=1.0)
-        ax.axvline(d + 1, color="#999999", linestyle=":", linewidth=1)
-        ax.set_title(f"{dataset} modality gap")
-        ax.set_xticks(x)
-        ax.set_xlabel("session")
-        ax.grid(True, alpha=0.3)
-        if d % cols == 0:
-            ax.set_ylabel("same-id / other-id IR-VIS distance")
-    for k in range(len(datasets), nrows * cols):
-        axes[k // cols][k % cols].axis("off")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))),
-               bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(labels) > 6)))
-    fig.suptitle(f"Modality-gap ratio after each session ({protocol} protocol; lower: a person's infrared and visible "
-                 "features closer; 1: no identity information across modalities)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    return _save(fig, out, f"modality_gap_{_safe(protocol)}", formats)
+    return _per_dataset_panels(
+        by_method, datasets, out, formats, metric=MODALITY_GAP_RATIO, scale=1.0, panel="modality gap",
+        ylabel="same-id / other-id IR-VIS distance",
+        suptitle=f"Modality-gap ratio after each session ({protocol} protocol; lower: a person's infrared and visible "
+                 "features closer; 1: no identity information across modalities)",
+        stem=f"modality_gap_{_safe(protocol)}", suptitle_size=10)
 
 
 def _heatmap(ax: plt.Axes, values: np.ndarray, datasets: list[str], title: str, cmap: str, *,
