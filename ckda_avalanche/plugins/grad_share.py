@@ -105,7 +105,7 @@ class GradShareProbe(SupervisedPlugin):
         """Shares of every term; holds at most two backbone-sized gradients at a time (the total and one term's)."""
         params = shared_backbone_parameters(strategy.model)
         live = {name: term for name, term in weighted.items() if isinstance(term, torch.Tensor) and term.requires_grad}
-        if not weighted:
+        if not weighted or not params:  # a frozen backbone (L2P) has no gradient for the terms to share: no rows
             return
 
         def grad_of(value: torch.Tensor) -> list[torch.Tensor]:

@@ -21,6 +21,7 @@ from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.evaluation import reid_metrics
 from ckda_avalanche.models import create_model
+from ckda_avalanche.plugins.grad_share import GradShareProbe
 from ckda_avalanche.plugins.loss_terms import LossTermsPlugin
 from ckda_avalanche.runner.session_runner import model_overrides, seed_everything, session_seed
 from ckda_avalanche.runner.variants import resolve_method
@@ -43,7 +44,9 @@ def _strategy(name: str, *, init_seed: int):
     torch.manual_seed(init_seed)
     model = create_model("test", num_classes=0, img_size=SIZE, config_overrides=model_overrides(method))
     terms = LossTermsPlugin()
-    kwargs = dict(model=model, device="cpu", plugins=[terms], evaluator=EvaluationPlugin(*reid_metrics()),
+    # the plugins the runner adds to every method: loss-term means and the gradient-share probe
+    kwargs = dict(model=model, device="cpu", plugins=[terms, GradShareProbe()],
+                  evaluator=EvaluationPlugin(*reid_metrics()),
                   config=TrainConfig(lr=1e-3, epochs=1, warmup_epochs=0, num_identities=2, num_instances=2,
                                      amp="off", num_workers=0))
     if method is not None:
