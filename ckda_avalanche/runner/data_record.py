@@ -97,18 +97,23 @@ def data_record(benchmark: Any, root: str | os.PathLike[str] | None) -> dict[str
     return {"root": base, "synthetic": _synthetic(base), "datasets": datasets}
 
 
-def _flat(record: Mapping[str, Any], trained: int | None) -> dict[str, Any]:
+def _flat(record: Mapping[str, Any], trained: int | None, order: list[str]) -> dict[str, Any]:
+    """Dotted name -> value. ``order`` is the stream's session order: ``data.json`` is written with sorted keys, so
+    the record's own key order is not the session order (which ``config.json`` holds and the config check compares)."""
     flat: dict[str, Any] = {}
     for name, value in (record.get("synthetic") or {}).items():
         flat[f"synthetic.{name}"] = value
     if record.get("synthetic") is None:
         flat["synthetic"] = None
-    for position, (dataset, fields) in enumerate((record.get("datasets") or {}).items()):
+    datasets = record.get("datasets") or {}
+    position_of = {name: position for position, name in enumerate(order)}
+    for dataset, fields in datasets.items():
+        position = position_of.get(dataset, len(order))
         for name, value in (fields or {}).items():
             if name.startswith("train_") and trained is not None and position >= trained:
                 continue  # a session not trained yet: its training images may still be repaired
             flat[f"{dataset}.{name}"] = value
-    flat["datasets"] = list((record.get("datasets") or {}))
+    flat["datasets"] = sorted(datasets)
     return flat
 
 
@@ -116,8 +121,9 @@ def data_changes(stored: Mapping[str, Any], record: Mapping[str, Any], *, traine
                  ) -> list[tuple[str, Any, Any]]:
     """What differs between two data records, as (dotted name, old, new); the root is not compared. ``trained``:
     compare the training images of the first ``trained`` datasets only (None: all); test images always."""
-    old = _flat(stored, trained)
-    new = _flat(json.loads(json.dumps(record, default=str)), trained)
+    order = [str(name) for name in (record.get("datasets") or {})]  # built in session order (`data_record`)
+    old = _flat(stored, trained, order)
+    new = _flat(json.loads(json.dumps(record, default=str)), trained, order)
     return [(name, old.get(name, "<absent>"), new.get(name, "<absent>")) for name in sorted(set(old) | set(new))
             if old.get(name, "<absent>") != new.get(name, "<absent>")]
 

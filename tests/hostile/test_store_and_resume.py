@@ -468,3 +468,24 @@ def test_a_run_after_images_were_swapped_scores_like_a_run_without_the_store(roo
     without = run("off", "off")
     pd.testing.assert_frame_equal(with_store, without)
     assert not first.value.equals(without.value)  # the swap did change the scores
+
+
+def test_data_record_compares_sessions_by_the_stream_order_not_the_file_order():
+    """``data.json`` is written with sorted keys, so a stream whose session order is not alphabetical (sysu before
+    regdb) reads back in another order. A resume of that same data must see no change, and "not trained yet" must
+    mean the later session of the stream (regdb), not the later key of the file."""
+    import json as _json
+
+    from ckda_avalanche.runner.data_record import data_changes
+
+    def fields(tag):
+        return {"train_images": 10, "train_fingerprint": f"tr-{tag}", "test_images": 4, "test_fingerprint": f"te-{tag}"}
+
+    record = {"root": "/d", "synthetic": None, "datasets": {"sysu": fields("s"), "regdb": fields("r")}}
+    stored = _json.loads(_json.dumps(record, sort_keys=True))
+    assert list(stored["datasets"]) == ["regdb", "sysu"]
+    assert data_changes(stored, record, trained=1) == []
+    repaired = {**record, "datasets": {"sysu": fields("s"), "regdb": {**fields("r"), "train_fingerprint": "new"}}}
+    assert data_changes(stored, repaired, trained=1) == []  # regdb (session 2) not trained yet: may be repaired
+    edited = {**record, "datasets": {"sysu": {**fields("s"), "train_fingerprint": "new"}, "regdb": fields("r")}}
+    assert data_changes(stored, edited, trained=1) == [("sysu.train_fingerprint", "tr-s", "new")]
