@@ -15,7 +15,8 @@ names alternative readings of CKA (`READINGS`): the sharper affinity s = 10 (``s
 helper's own default s = 100 (``affinity_scale=100``) and the normalised student feature (``normalized_student``).
 Under a reading, both CKDA arms carry the reading's items (``ckda[sharp_affinity]`` against
 ``ckda[no_msp+sharp_affinity]``; variant names as `runner.variants` writes them: items sorted, joined by ``+``);
-a baseline arm has no CKDA reading and stays the plain baseline. A reading with no run at all is reported in one
+a baseline arm has no CKDA reading and stays the plain baseline, and so does ``ckda[no_cka]``: a reading only
+changes CKA, which that arm switches off. A reading with no run at all is reported in one
 line instead of one ``missing`` row per claim.
 
 ``joint`` (training on every session's data at once) is the upper bound of a lifelong method, not a claim: its
@@ -55,6 +56,10 @@ class Claim:
     """The worse arm is this baseline method (no reading applies to it)."""
     is_claim: bool = True
     """False for the upper bound (shown, not judged)."""
+    worse_has_no_cka: bool = False
+    """The worse arm switches CKA off, so a reading of CKA (which changes nothing else) has nothing to act on there:
+    under every reading the published-setting run of that arm stands for it (``ckda[no_cka]``, not
+    ``ckda[no_cka+sharp_affinity]``; the CKDA strategy builds no CKA plugin at all when CKA's weights are zero)."""
 
 
 BASELINES: tuple[str, ...] = ("finetune", "lwf", "ewc", "replay", "lstkc", "dkp", "l2p")
@@ -68,7 +73,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("mcp_instance_norm", "MCP's instance norm helps", (), ("no_mcp_instance_norm",)),
     Claim("mcp_gates", "MCP's gates help", (), ("no_mcp_gates",)),
     Claim("prompt_consistency", "L_p helps (vs alpha = 0)", (), ("no_prompt_consistency",)),
-    Claim("cka", "CKA helps (vs beta = 0)", (), ("no_cka",)),
+    Claim("cka", "CKA helps (vs beta = 0)", (), ("no_cka",), worse_has_no_cka=True),
     Claim("cka_intra", "CKA's L_intra helps (full vs inter only)", (), ("inter_only",)),
     Claim("cka_inter", "CKA's L_inter helps (full vs intra only)", (), ("intra_only",)),
     Claim("merge", "The weight merge helps", (), ("no_merge",)),
@@ -109,8 +114,9 @@ def verdict(low: float, high: float, pairs: int) -> str:
 
 def _arms(claim: Claim, items: tuple[str, ...]) -> tuple[str, str]:
     better = variant_name("ckda", (*items, *claim.better))
-    worse = claim.baseline or variant_name("ckda", (*items, *claim.worse))
-    return better, worse
+    if claim.baseline:
+        return better, claim.baseline
+    return better, variant_name("ckda", claim.worse if claim.worse_has_no_cka else (*items, *claim.worse))
 
 
 def build_claims(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

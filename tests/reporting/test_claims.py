@@ -76,6 +76,8 @@ def test_missing_runs_are_named_not_fatal(make_frame):
     assert sharp["diff_seen_mAP"] == pytest.approx(0.10) and sharp["verdict"] == "supported"
     assert _row(table, "s = 10", "beats_finetune")["worse"] == "finetune"
     assert _row(table, "s = 10", "mcp")["missing"] == "ckda[no_mcp+sharp_affinity]"
+    # CKA switched off: the reading has nothing to act on, so the published-setting run stands for that arm
+    assert _row(table, "s = 10", "cka")["worse"] == "ckda[no_cka]"
     # readings without any run: one note each, no rows
     assert set(table["reading"]) == {"published", "s = 10"}
     assert any("s = 100" in n and "ckda[affinity_scale=100]" in n for n in notes)

@@ -2,6 +2,7 @@
 synthetic data (training improves mAP, ReID metrics are emitted, the teacher is frozen, prototypes come from the
 merged model, state round trip). Also the plugins inside a plain Avalanche `Naive`."""
 import copy
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -164,6 +165,18 @@ def test_each_loss_ablation_removes_exactly_its_term(full_step, flag):
     ablated, _ = _second_session_loss(CKDA_ABLATIONS[flag])
     assert removed > 0
     assert total - ablated == pytest.approx(removed, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("reading", [{"sharp_affinity": True}, {"affinity_scale": 100.0},
+                                     {"normalized_student": True}], ids=["s10", "s100", "normalized_student"])
+def test_a_reading_of_cka_changes_nothing_once_cka_is_off(reading):
+    """`ckda claims` lets ``ckda[no_cka]`` stand for ``ckda[no_cka+<reading>]``: the readings act on CKA alone, so
+    with CKA off the plugins built and the loss of a step are exactly those of plain no_cka."""
+    plain_total, plain = _second_session_loss(CKDA_ABLATIONS["no_cka"])
+    read_total, read = _second_session_loss(dataclasses.replace(CKDA_ABLATIONS["no_cka"], **reading))
+    assert read.cka is None and plain.cka is None
+    assert [type(p) for p in read.plugins] == [type(p) for p in plain.plugins]
+    assert read_total == plain_total
 
 
 def _teacher_reference(strategy: CKDA) -> tuple[torch.Tensor, torch.Tensor]:
