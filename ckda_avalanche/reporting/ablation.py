@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 
 import pandas as pd
+
+from ckda_avalanche.method_names import parse_method_name
 
 from .leaderboard import aggregate_runs, per_run_table, write_table_files
 from .precision import MixedPrecisionError
@@ -33,19 +34,18 @@ __all__ = ["FULL_VARIANT", "split_variant", "build_ablation", "ablation_markdown
 FULL_VARIANT = "full"
 """``variant`` value of the full (base) method's row."""
 
-_VARIANT = re.compile(r"^([^\[\]]+)\[([^\[\]]+)\]$")
 _DIFF_METRICS = ("seen_mAP", "seen_Rank1")
 
 
 def split_variant(method: str) -> tuple[str, str | None]:
-    """``("ckda", "no_msp")`` for ``"ckda[no_msp]"``, ``("ckda", None)`` for ``"ckda"``; ValueError for a
-    malformed name (unbalanced or nested brackets, text after ``]``, empty parts)."""
+    """``("ckda", "no_msp")`` for ``"ckda[no_msp]"``, ``("ckda", "no_cka+no_merge")`` for ``"ckda[no_cka+no_merge]"``,
+    ``("ckda", None)`` for ``"ckda"``. A name without brackets is a plain method whatever its spelling (runs logged
+    by other tools keep their names); a bracketed name must follow the method-name grammar
+    (`ckda_avalanche.method_names`), else `MethodNameError` (a ValueError)."""
     if "[" not in method and "]" not in method:
         return method, None
-    match = _VARIANT.match(method)
-    if match is None:
-        raise ValueError(f"method {method!r}: expected NAME or NAME[VARIANT] (e.g. 'ckda[no_msp]')")
-    return match.group(1), match.group(2)
+    parsed = parse_method_name(method)
+    return parsed.base, "+".join(parsed.items) or None
 
 
 def _value_columns(runs: pd.DataFrame) -> list[str]:

@@ -14,10 +14,10 @@ A *claim* says that one arm beats another: CKDA with a component beats CKDA with
 names alternative readings of CKA (`READINGS`): the sharper affinity s = 10 (``sharp_affinity``), the affinity
 helper's own default s = 100 (``affinity_scale=100``) and the normalised student feature (``normalized_student``).
 Under a reading, both CKDA arms carry the reading's items (``ckda[sharp_affinity]`` against
-``ckda[no_msp+sharp_affinity]``; variant names as `runner.variants` writes them: items sorted, joined by ``+``);
-a baseline arm has no CKDA reading and stays the plain baseline, and so does ``ckda[no_cka]``: a reading only
-changes CKA, which that arm switches off. A reading with no run at all is reported in one
-line instead of one ``missing`` row per claim.
+``ckda[no_msp+sharp_affinity]``; variant names in the canonical spelling of `ckda_avalanche.method_names`: items
+sorted, joined by ``+``); a baseline arm has no CKDA reading and stays the plain baseline, and so does
+``ckda[no_cka]``: a reading only changes CKA, which that arm switches off. A reading with no run at all is reported
+in one line instead of one ``missing`` row per claim.
 
 ``joint`` (training on every session's data at once) is the upper bound of a lifelong method, not a claim: its
 difference to CKDA is shown with the verdict ``upper bound``.
@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from ckda_avalanche.method_names import format_method_name
 
 from .leaderboard import per_run_table, write_table_files
 from .significance import protocol_order, seed_values
@@ -96,8 +98,8 @@ VERDICTS: tuple[str, ...] = ("supported", "not resolved", "contradicted", "missi
 
 def variant_name(base: str, items: tuple[str, ...]) -> str:
     """The run name of ``base`` with variant ``items`` (sorted, joined by ``+``: ``ckda[no_msp+sharp_affinity]``),
-    or ``base`` without items."""
-    return base if not items else f"{base}[{'+'.join(sorted(items))}]"
+    or ``base`` without items: the canonical spelling of `ckda_avalanche.method_names.format_method_name`."""
+    return format_method_name(base, items)
 
 
 def verdict(low: float, high: float, pairs: int) -> str:

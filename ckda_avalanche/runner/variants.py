@@ -4,7 +4,8 @@ A *variant* is a method name with overrides of that method's config dataclass (`
 brackets. It runs like any method: its own folder ``OUT/<variant>/seed<k>/``, its own ``method`` value in the tidy
 CSV (hence its own leaderboard row and plot colour) and its fully resolved config in ``config.json``.
 
-Syntax of one name: ``BASE`` or ``BASE[ITEM+ITEM+...]`` where each ITEM is
+Syntax of one name (`ckda_avalanche.method_names`, shared with the reports): ``BASE`` or ``BASE[ITEM+ITEM+...]``.
+What an ITEM means here:
 
 - ``flag``: a boolean field switched on (``ckda[no_msp]``);
 - ``field=value``: any field set to a value: an integer, a number (``1e-3``; write exponents without ``+``), ``true``
@@ -39,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ckda_avalanche.method_names import MethodNameError, format_method_name, parse_method_name
 from ckda_avalanche.runner.overrides import ConfigError, apply_overrides
 from ckda_avalanche.strategies.ckda_config import ABLATION_FLAGS, CKDA_VARIANT_ALIASES
 
@@ -61,8 +63,6 @@ READING_METHODS: tuple[str, ...] = ("ckda", "ckda[sharp_affinity]", "ckda[affini
 """CKDA at the published s = 0.1 and under the alternative readings of docs/method.md §4 (never the default): s = 10,
 s = 100 (the published affinity helper's own default), the normalised student L2norm(BN(f)), and both."""
 
-_NAME = re.compile(r"^([a-z][a-z0-9_]*)(?:\[([^\[\]]*)\])?$")
-_ITEM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:=[A-Za-z0-9_.\-]+)?$")
 _INT = re.compile(r"^[+-]?\d+$")
 
 
@@ -79,24 +79,11 @@ SHORTHANDS: tuple[str, ...] = ("all", "ablations", "quirks", "readings")
 
 def split_method(name: str) -> tuple[str, tuple[str, ...]]:
     """``"ckda[no_cka+no_merge]"`` -> ``("ckda", ("no_cka", "no_merge"))``; syntax errors raise `ConfigError`."""
-    text = name.strip()
-    match = _NAME.match(text)
-    if match is None:
-        raise ConfigError(f"method {name!r}: expected NAME or NAME[ITEM+ITEM...] (lower-case NAME, one pair of "
-                          "square brackets at the end)")
-    base, inner = match.group(1), match.group(2)
-    if inner is None:
-        return base, ()
-    if "," in inner:
-        raise ConfigError(f"method {name!r}: combine items with '+', not ',' (e.g. ckda[no_cka+no_merge])")
-    items = tuple(item.strip() for item in inner.split("+"))
-    for item in items:
-        if not item:
-            raise ConfigError(f"method {name!r}: empty item inside [...]")
-        if not _ITEM.match(item):
-            raise ConfigError(f"method {name!r}: item {item!r} is not FLAG or FIELD=VALUE (values: letters, digits, "
-                              "'.', '-', '_'; write 1e3, not 1e+3)")
-    return base, items
+    try:
+        parsed = parse_method_name(name)
+    except MethodNameError as exc:
+        raise ConfigError(str(exc)) from None
+    return parsed.base, parsed.items
 
 
 def base_method(name: str) -> str:
@@ -242,7 +229,7 @@ def resolve_method(name: str, base_overrides: Mapping[str, Any] | None = None) -
         else:
             value = overrides[field_name]
             labels.append(key if value is True else f"{key}={_format_value(value)}")
-    canonical = base if not labels else f"{base}[{'+'.join(sorted(labels))}]"
+    canonical = format_method_name(base, labels)
     return ResolvedMethod(name=canonical, base=base, overrides=overrides, config=config)
 
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from ckda_avalanche.method_names import is_base_name
+
 __all__ = ["ENTRY_POINT_GROUP", "MethodRegistryError", "MethodSpec", "get_method", "method_configs",
            "register_method", "registered_methods", "strategies"]
 
 ENTRY_POINT_GROUP = "ckda_avalanche.methods"
 """The entry-point group through which installed distributions add methods."""
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class MethodRegistryError(ValueError):
@@ -60,7 +60,7 @@ def _check_spec(spec: MethodSpec) -> None:
     from ckda_avalanche.strategies.base import ReIDTemplate
 
     where = f"method {spec.name!r} (from {spec.source})"
-    if not isinstance(spec.name, str) or not _NAME.match(spec.name):
+    if not is_base_name(spec.name):
         raise MethodRegistryError(f"{where}: the name must match [a-z][a-z0-9_]* (it is used in folder names and in "
                                   "the variant grammar NAME[ITEM+ITEM])")
     if not (isinstance(spec.strategy, type) and issubclass(spec.strategy, ReIDTemplate)):

@@ -33,9 +33,11 @@ def test_split_variant():
     assert split_variant("ckda") == ("ckda", None)
     assert split_variant("ckda[no_cka+no_merge]") == ("ckda", "no_cka+no_merge")
     assert split_variant("ewc[lambda=100]") == ("ewc", "lambda=100")
-    for bad in ("ckda[", "ckda[]", "[x]", "ckda[a]b", "ckda[a[b]]", "ckda]"):
-        with pytest.raises(ValueError, match="NAME\\[VARIANT\\]"):
+    for bad in ("ckda[", "[x]", "ckda[a]b", "ckda[a[b]]", "ckda]"):
+        with pytest.raises(ValueError, match=r"NAME or NAME\[ITEM\+ITEM\.\.\.\]"):
             split_variant(bad)
+    with pytest.raises(ValueError, match="empty item"):
+        split_variant("ckda[]")
 
 
 def test_ablation_rows_and_paired_differences(make_frame):
