@@ -14,7 +14,7 @@ Definitions (``docs/protocol.md``, "Evaluation rules"):
 
 Ties: the gallery is ranked by ascending distance and **equal distances keep gallery order** (exactly the order of
 ``np.argsort(row, kind="stable")``). Exact ranks are computed per query chunk without sorting indices
-(see ``_rank_chunk.py``), so neither the ranking nor the features path ever holds a Q x G integer array, and
+(see ``chunk_ranks.py``), so neither the ranking nor the features path ever holds a Q x G integer array, and
 ``evaluate_features`` never holds the Q x G distance matrix. Ties cost little: on a Market-sized matrix rounded to
 0.05 (21 distinct values) ranking takes about 1.1-1.3x the time of a tie-free one (``benchmarks/bench_ranking.py``).
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ckda_avalanche.evaluation._rank_chunk import ChunkRanks, GalleryView, rank_chunk
+from ckda_avalanche.evaluation.chunk_ranks import ChunkRanks, GalleryView, rank_chunk
 from ckda_avalanche.evaluation.distance import iter_distance_chunks
 
 RULES = ("market", "sysu", "none")
@@ -85,9 +85,11 @@ def _check_rule(rule: str, max_rank: int) -> None:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
 
 
-def _query_groups(rule: str, q_camids: np.ndarray, g_pids: np.ndarray,
+def query_groups(rule: str, q_camids: np.ndarray, g_pids: np.ndarray,
                   g_camids: np.ndarray) -> list[tuple[np.ndarray | None, GalleryView]]:
-    """(query indices or None for all queries, gallery view) pairs covering every query exactly once."""
+    """(query indices or None for all queries, gallery view) pairs covering every query exactly once: the rule's
+    column drops that do not depend on identity (SYSU-MM01: camera-2 items for camera-3 queries), as every ranking
+    of this module applies them (and `reporting.ranked_lists` draws them)."""
     full = GalleryView.build(pids=g_pids, camids=g_camids, columns=None)
     if rule != "sysu":
         return [(None, full)]
@@ -230,7 +232,7 @@ def evaluate_rank(distmat: torch.Tensor | np.ndarray, q_pids: torch.Tensor | np.
     chunk = _auto_chunk(chunk_size, num_g)
 
     def tasks() -> Iterator[tuple[np.ndarray | slice, Callable[[], ChunkRanks]]]:
-        for rows, view in _query_groups(rule, qc, gp, gc):
+        for rows, view in query_groups(rule, qc, gp, gc):
             for sel in _row_chunks(rows, num_q, chunk):
                 yield sel, functools.partial(_rank_rows, distmat, sel, view, qp, qc, rule)
 
@@ -262,7 +264,7 @@ def evaluate_features(q_feats: torch.Tensor | np.ndarray, g_feats: torch.Tensor 
     acc = _Accumulator(num_queries=num_q, max_rank=max_rank)
 
     def tasks() -> Iterator[tuple[np.ndarray | slice, Callable[[], ChunkRanks]]]:
-        for rows, view in _query_groups(rule, qc, gp, gc):
+        for rows, view in query_groups(rule, qc, gp, gc):
             gallery = g_t if view.columns is None else g_t[torch.from_numpy(view.columns).to(g_t.device)]
             chunk = _auto_chunk(chunk_size, len(view.pids))
             for sel, dist in iter_distance_chunks(q_t, gallery, metric=metric, chunk_size=chunk, rows=rows,

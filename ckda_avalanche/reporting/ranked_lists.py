@@ -4,7 +4,7 @@
 metrics rank it**: the gallery columns a query is ranked against and the items it drops come from the ranking code
 itself (`evaluation.ranking`: ``"market"`` drops the query's identity seen by the query's camera, ``"sysu"`` drops
 every camera-2 item for a camera-3 query), ties keep gallery order (``np.argsort(kind="stable")``), and the rank of
-the first true match and the AP are those of `evaluation._rank_chunk.rank_chunk`, the kernel behind every mAP and
+the first true match and the AP are those of `evaluation.chunk_ranks.rank_chunk`, the kernel behind every mAP and
 CMC number (for the SYSU rule the CMC rank counts each gallery identity once, as the metric does).
 
 `choose_queries` picks the rows reproducibly: ``random`` (seeded, among the queries valid in every session shown),
@@ -28,8 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ckda_avalanche.evaluation._rank_chunk import rank_chunk  # noqa: E402
-from ckda_avalanche.evaluation.ranking import RULES, _query_groups  # noqa: E402
+from ckda_avalanche.evaluation.chunk_ranks import rank_chunk  # noqa: E402
+from ckda_avalanche.evaluation.ranking import RULES, query_groups  # noqa: E402
 
 __all__ = ["PICKS", "RankedRow", "choose_queries", "draw_ranked_grid", "ranked_rows"]
 
@@ -79,7 +79,7 @@ def ranked_rows(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_c
     if len(wanted) and (wanted.min() < 0 or wanted.max() >= dist.shape[0]):
         raise ValueError(f"query indices must lie in [0, {dist.shape[0]}), got {wanted.tolist()}")
     found: dict[int, RankedRow] = {}
-    for rows, view in _query_groups(rule, qc, gp, gc):  # the ranking's own column drops (SYSU rule)
+    for rows, view in query_groups(rule, qc, gp, gc):  # the ranking's own column drops (SYSU rule)
         members = wanted if rows is None else wanted[np.isin(wanted, rows)]
         if not len(members):
             continue

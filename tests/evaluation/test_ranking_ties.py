@@ -3,8 +3,8 @@
 The reference below is written independently of ``ckda_avalanche.evaluation`` (and of ``reference.py``): each query's
 gallery is put in the order of ``np.argsort(row_as_float64, kind="stable")`` (equal distances keep gallery order),
 the rule's drops are applied to that list, and AP / INP / CMC are read off the 1-based ranks of the true matches.
-Every code path of the tie counting in ``_rank_chunk`` (narrow galleries, wide galleries, many tied matches of one
-query) is forced in turn on the same data.
+Every code path of the tie counting in `evaluation.chunk_ranks.rank_chunk` (narrow galleries, wide galleries, many
+tied matches of one query) is forced in turn on the same data.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ckda_avalanche.evaluation import _rank_chunk
+from ckda_avalanche.evaluation import chunk_ranks
 from ckda_avalanche.evaluation.ranking import RankResult, evaluate_rank
 
 RULES = ("market", "sysu", "none")
@@ -91,8 +91,8 @@ TIE_PATHS = {"batched": (10**9, 32), "by_row": (1, 10**9), "by_row_distinct": (1
 @pytest.mark.parametrize("rule", RULES)
 def test_tie_heavy_equals_stable_sort_reference(path: str, rule: str, monkeypatch: pytest.MonkeyPatch) -> None:
     min_cols, min_pairs = TIE_PATHS[path]
-    monkeypatch.setattr(_rank_chunk, "_TIE_ROW_LOOP_MIN_COLUMNS", min_cols)
-    monkeypatch.setattr(_rank_chunk, "_TIE_DISTINCT_MIN_PAIRS", min_pairs)
+    monkeypatch.setattr(chunk_ranks, "_TIE_ROW_LOOP_MIN_COLUMNS", min_cols)
+    monkeypatch.setattr(chunk_ranks, "_TIE_DISTINCT_MIN_PAIRS", min_pairs)
     d, qp, gp, qc, gc = _tied_case(seed=RULES.index(rule), num_gallery=400)
     ref = stable_sort_reference(d, qp, gp, qc, gc, rule=rule, max_rank=50)
     assert ref["valid"].sum() >= 20
@@ -104,7 +104,7 @@ def test_tie_heavy_equals_stable_sort_reference(path: str, rule: str, monkeypatc
 @pytest.mark.parametrize("rule", RULES)
 def test_wide_tie_heavy_gallery_default_paths(rule: str) -> None:
     # wider than _TIE_ROW_LOOP_MIN_COLUMNS: the default per-row path, float32 / float16 / float64 / torch inputs
-    assert _rank_chunk._TIE_ROW_LOOP_MIN_COLUMNS <= 1500
+    assert chunk_ranks._TIE_ROW_LOOP_MIN_COLUMNS <= 1500
     d, qp, gp, qc, gc = _tied_case(seed=10 + RULES.index(rule), num_gallery=1500, num_query=16)
     ref = stable_sort_reference(d, qp, gp, qc, gc, rule=rule, max_rank=20)
     _assert_equal_to_reference(evaluate_rank(d, qp, gp, qc, gc, max_rank=20, rule=rule), ref)
@@ -118,7 +118,7 @@ def test_wide_tie_heavy_gallery_default_paths(rule: str) -> None:
 
 @pytest.mark.parametrize("min_cols", [1, 10**9])
 def test_signed_zeros_infinities_and_negative_ties(min_cols: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_rank_chunk, "_TIE_ROW_LOOP_MIN_COLUMNS", min_cols)
+    monkeypatch.setattr(chunk_ranks, "_TIE_ROW_LOOP_MIN_COLUMNS", min_cols)
     rng = np.random.default_rng(7)
     _, qp, gp, qc, gc = _tied_case(seed=7, num_gallery=300, num_query=12)
     values = np.array([-np.inf, -1.5, -0.0, 0.0, 0.25, np.inf], dtype=np.float32)
@@ -154,12 +154,12 @@ def test_hand_computed_ties_across_cameras_and_junk() -> None:
 @pytest.mark.parametrize("min_cols", [1, 10**9])
 def test_equal_before_counts_equal_items_earlier_in_gallery_order(min_cols: int,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_rank_chunk, "_TIE_ROW_LOOP_MIN_COLUMNS", min_cols)
-    monkeypatch.setattr(_rank_chunk, "_TIE_DISTINCT_MIN_PAIRS", 3)
+    monkeypatch.setattr(chunk_ranks, "_TIE_ROW_LOOP_MIN_COLUMNS", min_cols)
+    monkeypatch.setattr(chunk_ranks, "_TIE_DISTINCT_MIN_PAIRS", 3)
     rng = np.random.default_rng(1)
     dist = rng.integers(0, 4, (6, 40)).astype(np.float32) / 4
     rows = np.repeat(np.arange(6), [0, 1, 2, 5, 9, 3])  # ascending rows, some with many triples
     cols = rng.integers(0, 40, len(rows))
     values = dist[rows, cols]
     expected = [sum(dist[r, k] == v for k in range(c)) for r, v, c in zip(rows, values, cols)]
-    np.testing.assert_array_equal(_rank_chunk._equal_before(dist, rows, values, cols), expected)
+    np.testing.assert_array_equal(chunk_ranks._equal_before(dist, rows, values, cols), expected)

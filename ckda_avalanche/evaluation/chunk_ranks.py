@@ -32,6 +32,8 @@ import numpy as np
 
 from ._row_counts import count_below
 
+__all__ = ["ChunkRanks", "GalleryView", "rank_chunk"]
+
 # Galleries at least this wide count each query's ties with one comparison of its row (no copy); narrower ones
 # compare whole batches of tied (query, match) pairs at once, with at most this many pair x column elements.
 _TIE_ROW_LOOP_MIN_COLUMNS = 768
