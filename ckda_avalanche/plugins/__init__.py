@@ -23,14 +23,15 @@ __all__ = [
 ]
 
 # Baselines' plugins (LwF, EWC, replay, L2P, LSTKC, DKP) and what they keep of the old model.
-from ckda_avalanche.plugins.dkp import DKPConfig, DKPPlugin  # noqa: E402
-from ckda_avalanche.plugins.ewc import EWCConfig, ReIDEWCPlugin  # noqa: E402
-from ckda_avalanche.plugins.l2p import L2PConfig, L2PPlugin  # noqa: E402
-from ckda_avalanche.plugins.lstkc import LSTKCConfig, LSTKCPlugin  # noqa: E402
-from ckda_avalanche.plugins.lwf import LwFConfig, ReIDLwFPlugin  # noqa: E402
+# Their hyperparameters are typed keywords (the fields of the same names of each method's config dataclass, which
+# lives next to its strategy in ckda_avalanche.strategies).
+from ckda_avalanche.plugins.dkp import DKPPlugin  # noqa: E402
+from ckda_avalanche.plugins.ewc import ReIDEWCPlugin  # noqa: E402
+from ckda_avalanche.plugins.l2p import L2PPlugin  # noqa: E402
+from ckda_avalanche.plugins.lstkc import LSTKCPlugin  # noqa: E402
+from ckda_avalanche.plugins.lwf import ReIDLwFPlugin  # noqa: E402
 from ckda_avalanche.plugins.old_model import OldModelKeeper, extract_features  # noqa: E402
-from ckda_avalanche.plugins.replay import ReIDReplayPlugin, ReplayConfig  # noqa: E402
+from ckda_avalanche.plugins.replay import ReIDReplayPlugin  # noqa: E402
 
-__all__ += ["DKPConfig", "DKPPlugin", "EWCConfig", "L2PConfig", "L2PPlugin", "LSTKCConfig", "LSTKCPlugin",
-            "LwFConfig", "OldModelKeeper", "ReIDEWCPlugin", "ReIDLwFPlugin", "ReIDReplayPlugin", "ReplayConfig",
-            "extract_features"]
+__all__ += ["DKPPlugin", "L2PPlugin", "LSTKCPlugin", "OldModelKeeper", "ReIDEWCPlugin", "ReIDLwFPlugin",
+            "ReIDReplayPlugin", "extract_features"]

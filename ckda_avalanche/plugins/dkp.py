@@ -17,57 +17,51 @@ By default only the previous session's prototypes are used (DKP: ``stages = 1``)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.dkp import (DistributionPrototypes, identity_distributions,
                                        prototype_affinity_distillation_loss, sample_prototype_features)
-from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import extract_features, loader_workers
 from ckda_avalanche.plugins.teacher import check_merged_before
 
-__all__ = ["DKPConfig", "DKPPlugin"]
+__all__ = ["DKPPlugin", "check_dkp_settings"]
 
 
-@dataclass(frozen=True)
-class DKPConfig(BackboneChoice):
-    """Hyperparameters of DKP (defaults: the authors' published setting)."""
-
-    af_weight: float = 0.1
-    """Weight of the prototype affinity distillation (AF_weight = 0.1)."""
-    lambda_1: float = 0.1
-    """Temperature of the sample-to-prototype relation."""
-    lambda_2: float = 0.1
-    """Temperature of both batch affinities."""
-    fusion_old_weight: float = 0.5
-    """Weight of the previous model in the end-of-session fusion (DKP: 0.5; 0 disables fusion)."""
-    per_modality: bool = False
-    """Separate visible / infrared distributions per identity (False: one per identity, as DKP)."""
-    accumulate_sessions: bool = False
-    """Distil against the prototypes of all past sessions (False: only the previous session's, as DKP)."""
-    feature: Literal["feat", "retrieval"] = "feat"
-    """Feature space of prototypes and student: L2-normalised pre-BN f, or the retrieval feature L2norm(BN(f))."""
-
-    def __post_init__(self) -> None:
-        if self.feature not in ("feat", "retrieval"):
-            raise ValueError(f"DKPConfig.feature: expected 'feat' or 'retrieval', got {self.feature!r}")
-        if self.af_weight < 0:
-            raise ValueError(f"DKPConfig.af_weight: expected >= 0, got {self.af_weight}")
-        if self.lambda_1 <= 0 or self.lambda_2 <= 0:
-            raise ValueError("DKPConfig: lambda_1 and lambda_2 must be > 0")
-        if not 0.0 <= self.fusion_old_weight < 1.0:
-            raise ValueError(f"DKPConfig.fusion_old_weight: expected [0, 1), got {self.fusion_old_weight}")
+def check_dkp_settings(owner: str, *, af_weight: float, lambda_1: float, lambda_2: float, feature: str) -> None:
+    """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
+    if feature not in ("feat", "retrieval"):
+        raise ValueError(f"{owner}.feature: expected 'feat' or 'retrieval', got {feature!r}")
+    if af_weight < 0:
+        raise ValueError(f"{owner}.af_weight: expected >= 0, got {af_weight}")
+    if lambda_1 <= 0 or lambda_2 <= 0:
+        raise ValueError(f"{owner}: lambda_1 and lambda_2 must be > 0")
 
 
 class DKPPlugin(SupervisedPlugin):
     """Prototype-based affinity distillation; prototypes built after each session."""
 
-    def __init__(self, *, config: DKPConfig = DKPConfig()) -> None:
+    def __init__(self, *, af_weight: float = 0.1, lambda_1: float = 0.1, lambda_2: float = 0.1,
+                 per_modality: bool = False, accumulate_sessions: bool = False,
+                 feature: Literal["feat", "retrieval"] = "feat") -> None:
+        """The keywords are the fields of the same names of `DKPConfig` (``ckda_avalanche.strategies.dkp``), with
+        its defaults; bad values raise a ValueError naming the keyword."""
         super().__init__()
-        self.config = config
+        check_dkp_settings("DKPPlugin", af_weight=af_weight, lambda_1=lambda_1, lambda_2=lambda_2, feature=feature)
+        self.af_weight = af_weight
+        """Weight of the prototype affinity distillation."""
+        self.lambda_1 = lambda_1
+        """Temperature of the sample-to-prototype relation."""
+        self.lambda_2 = lambda_2
+        """Temperature of both batch affinities."""
+        self.per_modality = per_modality
+        """Separate visible / infrared distributions per identity."""
+        self.accumulate_sessions = accumulate_sessions
+        """Distil against the prototypes of all past sessions (False: only the previous session's)."""
+        self.feature = feature
+        """Feature space: ``"feat"`` (L2-normalised pre-BN f) or ``"retrieval"`` (L2norm(BN(f)))."""
         self.sessions: list[DistributionPrototypes] = []
         """Prototypes of each past session (only the last one when not accumulating)."""
         self._active: DistributionPrototypes | None = None
@@ -79,7 +73,7 @@ class DKPPlugin(SupervisedPlugin):
         """The prototypes distilled against in the current session (None in the first)."""
         if not self.sessions:
             return None
-        return DistributionPrototypes.concat(self.sessions) if self.config.accumulate_sessions else self.sessions[-1]
+        return DistributionPrototypes.concat(self.sessions) if self.accumulate_sessions else self.sessions[-1]
 
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         protos = self.prototypes
@@ -88,28 +82,28 @@ class DKPPlugin(SupervisedPlugin):
             std=protos.std.to(strategy.device))
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        if self._active is None or self.config.af_weight == 0:
+        if self._active is None or self.af_weight == 0:
             return
         out = strategy.mb_output
-        student = out.feat if self.config.feature == "feat" else out.bn_feat
+        student = out.feat if self.feature == "feat" else out.bn_feat
         samples = sample_prototype_features(self._active)
-        term = prototype_affinity_distillation_loss(student, samples, lambda_1=self.config.lambda_1,
-                                                    lambda_2=self.config.lambda_2)
+        term = prototype_affinity_distillation_loss(student, samples, lambda_1=self.lambda_1,
+                                                    lambda_2=self.lambda_2)
         self.last_term = float(term.detach())
-        strategy.loss += self.config.af_weight * term
-        record_loss_term(strategy, "dkp_affinity", self.config.af_weight * term)
+        strategy.loss += self.af_weight * term
+        record_loss_term(strategy, "dkp_affinity", self.af_weight * term)
 
     def loss_terms(self) -> dict[str, float]:
         """The unweighted term of the last iteration."""
-        return {} if self._active is None or self.config.af_weight == 0 else {"dkp_affinity": self.last_term}
+        return {} if self._active is None or self.af_weight == 0 else {"dkp_affinity": self.last_term}
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         check_merged_before(strategy, "DKPPlugin")
         feats, labels, modality = extract_features(
             strategy.model, strategy.experience.dataset, batch_size=strategy.eval_mb_size, device=strategy.device,
-            kind="feat" if self.config.feature == "feat" else "retrieval", num_workers=loader_workers(strategy))
-        protos = identity_distributions(feats, labels, modality if self.config.per_modality else None)
-        self.sessions = [*self.sessions, protos] if self.config.accumulate_sessions else [protos]
+            kind="feat" if self.feature == "feat" else "retrieval", num_workers=loader_workers(strategy))
+        protos = identity_distributions(feats, labels, modality if self.per_modality else None)
+        self.sessions = [*self.sessions, protos] if self.accumulate_sessions else [protos]
         self._active = None
 
     def state_dict(self) -> dict[str, Any]:

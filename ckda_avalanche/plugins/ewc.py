@@ -22,7 +22,7 @@ layers are in eval mode, so the pass neither updates running statistics nor samp
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -30,32 +30,18 @@ from avalanche.core import SupervisedPlugin
 from torch import nn
 
 from ckda_avalanche.losses.ewc import FisherAccumulator, ewc_penalty
-from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.plugins.grad_share import record_loss_term
 
-__all__ = ["EWCConfig", "ReIDEWCPlugin"]
+__all__ = ["ReIDEWCPlugin", "check_ewc_settings"]
 
 
-@dataclass(frozen=True)
-class EWCConfig(BackboneChoice):
-    """Hyperparameters of EWC for ReID."""
-
-    ewc_lambda: float = 1000.0
-    """Penalty weight lambda (not given by the EWC paper for ReID; chosen so the penalty is of the loss's order)."""
-    mode: Literal["separate", "online"] = "separate"
-    """One penalty per past session (Kirkpatrick et al.) or one running penalty (online EWC)."""
-    decay_factor: float = 1.0
-    """Online mode: F <- decay_factor * F_old + F_new."""
-    fisher_max_batches: int = 0
-    """Batches of the Fisher pass (0: one full epoch of the session's identity-balanced loader)."""
-    exclude: tuple[str, ...] = ("head.classifier",)
-    """Parameter-name prefixes never penalised (the per-session classifier)."""
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("separate", "online"):
-            raise ValueError(f"EWCConfig.mode: expected 'separate' or 'online', got {self.mode!r}")
-        if self.ewc_lambda < 0 or self.decay_factor < 0 or self.fisher_max_batches < 0:
-            raise ValueError("EWCConfig: ewc_lambda, decay_factor and fisher_max_batches must be >= 0")
+def check_ewc_settings(owner: str, *, ewc_lambda: float, mode: str, decay_factor: float,
+                       fisher_max_batches: int) -> None:
+    """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
+    if mode not in ("separate", "online"):
+        raise ValueError(f"{owner}.mode: expected 'separate' or 'online', got {mode!r}")
+    if ewc_lambda < 0 or decay_factor < 0 or fisher_max_batches < 0:
+        raise ValueError(f"{owner}: ewc_lambda, decay_factor and fisher_max_batches must be >= 0")
 
 
 def _stat_free_modules(model: nn.Module) -> list[nn.Module]:
@@ -66,16 +52,33 @@ def _stat_free_modules(model: nn.Module) -> list[nn.Module]:
 class ReIDEWCPlugin(SupervisedPlugin):
     """EWC penalty from the second session on; Fisher and anchors computed after each session."""
 
-    def __init__(self, *, config: EWCConfig = EWCConfig()) -> None:
+    def __init__(self, *, ewc_lambda: float = 1000.0, mode: Literal["separate", "online"] = "separate",
+                 decay_factor: float = 1.0, fisher_max_batches: int = 0,
+                 exclude: Sequence[str] = ("head.classifier",)) -> None:
+        """The keywords are the fields of the same names of `EWCConfig` (``ckda_avalanche.strategies.ewc``), with
+        its defaults; bad values raise a ValueError naming the keyword."""
         super().__init__()
-        self.config = config
+        check_ewc_settings("ReIDEWCPlugin", ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor,
+                           fisher_max_batches=fisher_max_batches)
+        self.ewc_lambda = ewc_lambda
+        """Penalty weight lambda."""
+        self.mode = mode
+        """``"separate"``: one (anchor, Fisher) pair per past session; ``"online"``: one running pair."""
+        self.decay_factor = decay_factor
+        """Online mode: F <- decay_factor * F_old + F_new."""
+        self.fisher_max_batches = fisher_max_batches
+        """Batches of the Fisher pass (0: one full epoch of the session's loader)."""
+        if isinstance(exclude, str):
+            raise TypeError(f"ReIDEWCPlugin.exclude: expected a sequence of parameter-name prefixes, got {exclude!r}")
+        self.exclude: tuple[str, ...] = tuple(exclude)
+        """Parameter-name prefixes never penalised."""
         self.anchors: list[dict[str, torch.Tensor]] = []
         """Weights at the end of each past session (one entry in online mode)."""
         self.fishers: list[dict[str, torch.Tensor]] = []
         """Diagonal Fisher of each past session (one entry in online mode)."""
 
     def _excluded(self, name: str) -> bool:
-        return any(name == p or name.startswith(p + ".") for p in self.config.exclude)
+        return any(name == p or name.startswith(p + ".") for p in self.exclude)
 
     def _named_params(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         return [(n, p) for n, p in model.named_parameters() if p.requires_grad and not self._excluded(n)]
@@ -86,12 +89,12 @@ class ReIDEWCPlugin(SupervisedPlugin):
         self.fishers = [{n: t.to(device) for n, t in d.items()} for d in self.fishers]
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
-        if not self.anchors or self.config.ewc_lambda == 0:
+        if not self.anchors or self.ewc_lambda == 0:
             return
         params = self._named_params(strategy.model)
         penalty = sum(ewc_penalty(params, a, f).to(strategy.loss.device) for a, f in zip(self.anchors, self.fishers))
-        strategy.loss += self.config.ewc_lambda * penalty
-        record_loss_term(strategy, "ewc_penalty", self.config.ewc_lambda * penalty)
+        strategy.loss += self.ewc_lambda * penalty
+        record_loss_term(strategy, "ewc_penalty", self.ewc_lambda * penalty)
 
     def compute_fisher(self, strategy: Any) -> dict[str, torch.Tensor]:
         """Diagonal empirical Fisher of the strategy's criterion over its current training dataloader."""
@@ -102,7 +105,7 @@ class ReIDEWCPlugin(SupervisedPlugin):
         model.train()
         for m in _stat_free_modules(model):
             m.eval()
-        limit = self.config.fisher_max_batches or None
+        limit = self.fisher_max_batches or None
         try:
             for batch in itertools.islice(strategy.dataloader, limit):
                 x = batch[0].to(strategy.device)
@@ -122,7 +125,7 @@ class ReIDEWCPlugin(SupervisedPlugin):
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         fisher = self.compute_fisher(strategy)
         anchor = {n: p.detach().clone() for n, p in self._named_params(strategy.model)}
-        if self.config.mode == "separate" or not self.fishers:
+        if self.mode == "separate" or not self.fishers:
             self.anchors.append(anchor)
             self.fishers.append(fisher)
             return
@@ -131,7 +134,7 @@ class ReIDEWCPlugin(SupervisedPlugin):
         for name, value in fisher.items():
             prev = old.get(name)
             fresh = prev is None or prev.shape != value.shape
-            merged[name] = value if fresh else self.config.decay_factor * prev + value
+            merged[name] = value if fresh else self.decay_factor * prev + value
         self.anchors[0], self.fishers[0] = anchor, merged
 
     def state_dict(self) -> dict[str, Any]:

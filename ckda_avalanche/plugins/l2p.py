@@ -9,50 +9,23 @@ CVPR 2022) on the ViT ReID model (`models/prompt_pool.py` holds the pool and the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.l2p import key_pull_loss
-from ckda_avalanche.models.backbone_choice import BackboneChoice
-from ckda_avalanche.models.prompt_pool import PromptPoolConfig, PromptPoolReIDModel
+from ckda_avalanche.models.prompt_pool import PromptPoolReIDModel
 from ckda_avalanche.plugins.grad_share import record_loss_term
 
-__all__ = ["L2PConfig", "L2PPlugin", "apply_trainable"]
+__all__ = ["L2PPlugin", "apply_trainable", "check_l2p_settings"]
 
 
-@dataclass(frozen=True)
-class L2PConfig(BackboneChoice):
-    """Hyperparameters of L2P (defaults: the paper's setting, M = 10, L_p = 5, N = 5, lambda = 0.1).
-
-    ``pixel_prompts`` (from `BackboneChoice`) keeps CKDA's pixel prompters, frozen with the backbone unless
-    ``trainable='all'``; off by default, since L2P's only prompts are the pool's."""
-
-    pool_size: int = 10
-    """M, prompts in the pool."""
-    prompt_length: int = 5
-    """L_p, tokens per prompt."""
-    top_n: int = 5
-    """N, prompts selected per image."""
-    init_range: float = 1.0
-    """Uniform initialisation range of prompts and keys."""
-    pull_weight: float = 0.1
-    """lambda, weight of the key-pull surrogate loss."""
-    trainable: Literal["head", "last_block", "all"] = "head"
-    """What of the ViT ReID model learns besides the pool: head only (L2P), + last block, or everything."""
-
-    def __post_init__(self) -> None:
-        if self.trainable not in ("head", "last_block", "all"):
-            raise ValueError(f"L2PConfig.trainable: expected 'head', 'last_block' or 'all', got {self.trainable!r}")
-        if self.pull_weight < 0:
-            raise ValueError(f"L2PConfig.pull_weight: expected >= 0, got {self.pull_weight}")
-        self.pool_config()  # validates the pool fields
-
-    def pool_config(self) -> PromptPoolConfig:
-        """The `PromptPoolConfig` part."""
-        return PromptPoolConfig(pool_size=self.pool_size, prompt_length=self.prompt_length, top_n=self.top_n,
-                                init_range=self.init_range)
+def check_l2p_settings(owner: str, *, pull_weight: float, trainable: str) -> None:
+    """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
+    if trainable not in ("head", "last_block", "all"):
+        raise ValueError(f"{owner}.trainable: expected 'head', 'last_block' or 'all', got {trainable!r}")
+    if pull_weight < 0:
+        raise ValueError(f"{owner}.pull_weight: expected >= 0, got {pull_weight}")
 
 
 def apply_trainable(model: PromptPoolReIDModel, trainable: str) -> None:
@@ -73,9 +46,15 @@ def apply_trainable(model: PromptPoolReIDModel, trainable: str) -> None:
 class L2PPlugin(SupervisedPlugin):
     """Freezes the backbone as configured and adds the key-pull loss."""
 
-    def __init__(self, *, config: L2PConfig = L2PConfig()) -> None:
+    def __init__(self, *, pull_weight: float = 0.1, trainable: Literal["head", "last_block", "all"] = "head") -> None:
+        """The keywords are the fields of the same names of `L2PConfig` (``ckda_avalanche.strategies.l2p``), with
+        its defaults; bad values raise a ValueError naming the keyword."""
         super().__init__()
-        self.config = config
+        check_l2p_settings("L2PPlugin", pull_weight=pull_weight, trainable=trainable)
+        self.pull_weight = pull_weight
+        """lambda, weight of the key-pull surrogate loss."""
+        self.trainable = trainable
+        """What of the ViT ReID model learns besides the pool: ``"head"``, ``"last_block"`` or ``"all"``."""
         self.last_pull: float = 0.0
         """Key-pull loss at the latest iteration."""
 
@@ -88,7 +67,7 @@ class L2PPlugin(SupervisedPlugin):
 
     def before_train_dataset_adaptation(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         # runs before the session's optimiser is built
-        apply_trainable(self._pool_model(strategy), self.config.trainable)
+        apply_trainable(self._pool_model(strategy), self.trainable)
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         model = self._pool_model(strategy)
@@ -98,8 +77,8 @@ class L2PPlugin(SupervisedPlugin):
         query, selected = selection
         pull = key_pull_loss(query, model.pool.keys, selected)
         self.last_pull = float(pull.detach())
-        strategy.loss += self.config.pull_weight * pull
-        record_loss_term(strategy, "l2p_key_pull", self.config.pull_weight * pull)
+        strategy.loss += self.pull_weight * pull
+        record_loss_term(strategy, "l2p_key_pull", self.pull_weight * pull)
 
     def loss_terms(self) -> dict[str, float]:
         """The unweighted key-pull term of the last iteration."""

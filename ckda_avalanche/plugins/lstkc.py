@@ -14,53 +14,54 @@ modalities (a visible and an infrared image of one identity are positives); LSTK
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.lstkc import affinity_discrepancy_fusion_weight, rectified_affinity_distillation_loss
-from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import OldModelKeeper, extract_features, loader_workers
 from ckda_avalanche.plugins.weight_merge import merge_state_into
 
-__all__ = ["LSTKCConfig", "LSTKCPlugin"]
+__all__ = ["LSTKCPlugin", "check_lstkc_settings"]
 
 
-@dataclass(frozen=True)
-class LSTKCConfig(BackboneChoice):
-    """Hyperparameters of LSTKC (defaults: the authors' published setting)."""
-
-    af_weight: float = 1.0
-    """Weight of the rectified affinity distillation ("anti-forgetting weight", AF_weight = 1)."""
-    affinity_temperature: float = 0.1
-    """Temperature of the training batch affinity (0.1)."""
-    fusion: bool = True
-    """Long-term fusion of old and new weights at the end of each session."""
-    fusion_temperature: float = 0.01
-    """Temperature of the affinities that set the fusion weight (0.01, i.e. cosine x 100)."""
-    fusion_max_images: int = 0
-    """Training images used for the fusion weight (0: all; otherwise a seeded random subset)."""
-    feature: Literal["feat", "bn_feat"] = "feat"
-    """Feature distilled in training: pre-BN f (default) or the BNNeck output g."""
-
-    def __post_init__(self) -> None:
-        if self.feature not in ("feat", "bn_feat"):
-            raise ValueError(f"LSTKCConfig.feature: expected 'feat' or 'bn_feat', got {self.feature!r}")
-        if self.af_weight < 0 or self.fusion_max_images < 0:
-            raise ValueError("LSTKCConfig: af_weight and fusion_max_images must be >= 0")
-        if self.affinity_temperature <= 0 or self.fusion_temperature <= 0:
-            raise ValueError("LSTKCConfig: temperatures must be > 0")
+def check_lstkc_settings(owner: str, *, af_weight: float, affinity_temperature: float, fusion_temperature: float,
+                         fusion_max_images: int, feature: str) -> None:
+    """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
+    if feature not in ("feat", "bn_feat"):
+        raise ValueError(f"{owner}.feature: expected 'feat' or 'bn_feat', got {feature!r}")
+    if af_weight < 0 or fusion_max_images < 0:
+        raise ValueError(f"{owner}: af_weight and fusion_max_images must be >= 0")
+    if affinity_temperature <= 0 or fusion_temperature <= 0:
+        raise ValueError(f"{owner}: temperatures must be > 0")
 
 
 class LSTKCPlugin(SupervisedPlugin):
     """Rectified affinity distillation in training; adaptive weight fusion after each session."""
 
-    def __init__(self, *, config: LSTKCConfig = LSTKCConfig()) -> None:
+    def __init__(self, *, af_weight: float = 1.0, affinity_temperature: float = 0.1, fusion: bool = True,
+                 fusion_temperature: float = 0.01, fusion_max_images: int = 0,
+                 feature: Literal["feat", "bn_feat"] = "feat") -> None:
+        """The keywords are the fields of the same names of `LSTKCConfig` (``ckda_avalanche.strategies.lstkc``),
+        with its defaults; bad values raise a ValueError naming the keyword."""
         super().__init__()
-        self.config = config
+        check_lstkc_settings("LSTKCPlugin", af_weight=af_weight, affinity_temperature=affinity_temperature,
+                             fusion_temperature=fusion_temperature, fusion_max_images=fusion_max_images,
+                             feature=feature)
+        self.af_weight = af_weight
+        """Weight of the rectified affinity distillation."""
+        self.affinity_temperature = affinity_temperature
+        """Temperature of the training batch affinity."""
+        self.fusion = fusion
+        """Long-term fusion of old and new weights at the end of each session."""
+        self.fusion_temperature = fusion_temperature
+        """Temperature of the affinities that set the fusion weight."""
+        self.fusion_max_images = fusion_max_images
+        """Training images used for the fusion weight (0: all)."""
+        self.feature = feature
+        """Feature distilled in training: ``"feat"`` (pre-BN f) or ``"bn_feat"`` (BNNeck output g)."""
         self.old = OldModelKeeper()
         """The previous session's (fused) model, frozen."""
         self.fusion_weights: list[float] = []
@@ -73,35 +74,35 @@ class LSTKCPlugin(SupervisedPlugin):
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         old = self.old.model
-        if old is None or self.config.af_weight == 0:
+        if old is None or self.af_weight == 0:
             return
         out = strategy.mb_output
         with torch.no_grad():
             old_feat, _ = old.forward_features(strategy.mb_x, strategy.mbatch[3])
-            if self.config.feature == "bn_feat":
+            if self.feature == "bn_feat":
                 old_feat, _ = old.forward_head(old_feat)
-        student = out.feat if self.config.feature == "feat" else out.bn_feat
+        student = out.feat if self.feature == "feat" else out.bn_feat
         term = rectified_affinity_distillation_loss(student, old_feat, strategy.mb_y,
-                                                    temperature=self.config.affinity_temperature)
+                                                    temperature=self.affinity_temperature)
         self.last_term = float(term.detach())
-        strategy.loss += self.config.af_weight * term
-        record_loss_term(strategy, "lstkc_affinity", self.config.af_weight * term)
+        strategy.loss += self.af_weight * term
+        record_loss_term(strategy, "lstkc_affinity", self.af_weight * term)
 
     def loss_terms(self) -> dict[str, float]:
         """The unweighted term of the last iteration."""
-        return {} if self.old.model is None or self.config.af_weight == 0 else {"lstkc_affinity": self.last_term}
+        return {} if self.old.model is None or self.af_weight == 0 else {"lstkc_affinity": self.last_term}
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         old = self.old.model
-        if old is not None and self.config.fusion:
+        if old is not None and self.fusion:
             dataset = strategy.experience.dataset
             common = dict(batch_size=strategy.eval_mb_size, device=strategy.device,
-                          max_images=self.config.fusion_max_images, seed=strategy.session_index,
+                          max_images=self.fusion_max_images, seed=strategy.session_index,
                           num_workers=loader_workers(strategy))
             new_feats, _, _ = extract_features(strategy.model, dataset, **common)
             old_feats, _, _ = extract_features(old, dataset, **common)
             alpha = affinity_discrepancy_fusion_weight(new_feats, old_feats,
-                                                       temperature=self.config.fusion_temperature)
+                                                       temperature=self.fusion_temperature)
             merge_state_into(strategy.model, old.state_dict(), lam=1.0 - alpha)
             self.fusion_weights.append(alpha)
         self.old.snapshot(strategy.model)

@@ -1,7 +1,7 @@
 """`ReIDLwFPlugin`: Learning without Forgetting (Li & Hoiem, ECCV 2016) for lifelong VI-ReID.
 
 From the second session on, a frozen copy of the model at the end of the previous session sees every training batch
-and its outputs are distilled into the current model (`losses/lwf.py`). Two readings of "outputs" (config `mode`):
+and its outputs are distilled into the current model (`losses/lwf.py`). Two readings of "outputs" (keyword `mode`):
 
 * ``"affinity"`` (default): the old model's batch affinity over retrieval features (softmax of cosine similarities,
   temperature 0.1), ``KL(A_old || A_new)``. ReID is evaluated by retrieval on unseen identities, so the relation
@@ -19,52 +19,52 @@ plugin, written by composition on `ReIDTemplate`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from avalanche.core import SupervisedPlugin
 
 from ckda_avalanche.losses.lwf import affinity_distillation_loss, logit_distillation_loss
-from ckda_avalanche.models.backbone_choice import BackboneChoice
 from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import OldModelKeeper
 
-__all__ = ["LwFConfig", "ReIDLwFPlugin"]
+__all__ = ["ReIDLwFPlugin", "check_lwf_settings"]
 
 
-@dataclass(frozen=True)
-class LwFConfig(BackboneChoice):
-    """Hyperparameters of LwF for ReID."""
-
-    alpha: float = 1.0
-    """Weight of the distillation term (Li & Hoiem's lambda_o = 1)."""
-    mode: Literal["affinity", "logits"] = "affinity"
-    """What is distilled: batch affinity of features, or the old session's identity logits (literal LwF)."""
-    affinity_temperature: float = 0.1
-    """Softmax temperature of the batch affinity (as LSTKC/DKP)."""
-    logit_temperature: float = 2.0
-    """Knowledge-distillation temperature of the logits mode (Li & Hoiem: T = 2)."""
-    feature: Literal["feat", "bn_feat"] = "feat"
-    """Feature whose affinity is distilled: pre-BN f (default) or the BNNeck output g (old model: running stats)."""
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("affinity", "logits"):
-            raise ValueError(f"LwFConfig.mode: expected 'affinity' or 'logits', got {self.mode!r}")
-        if self.feature not in ("feat", "bn_feat"):
-            raise ValueError(f"LwFConfig.feature: expected 'feat' or 'bn_feat', got {self.feature!r}")
-        if self.alpha < 0:
-            raise ValueError(f"LwFConfig.alpha: expected >= 0, got {self.alpha}")
-        if self.affinity_temperature <= 0 or self.logit_temperature <= 0:
-            raise ValueError("LwFConfig: temperatures must be > 0")
+def check_lwf_settings(owner: str, *, alpha: float, mode: str, affinity_temperature: float, logit_temperature: float,
+                       feature: str) -> None:
+    """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
+    if mode not in ("affinity", "logits"):
+        raise ValueError(f"{owner}.mode: expected 'affinity' or 'logits', got {mode!r}")
+    if feature not in ("feat", "bn_feat"):
+        raise ValueError(f"{owner}.feature: expected 'feat' or 'bn_feat', got {feature!r}")
+    if alpha < 0:
+        raise ValueError(f"{owner}.alpha: expected >= 0, got {alpha}")
+    if affinity_temperature <= 0 or logit_temperature <= 0:
+        raise ValueError(f"{owner}: temperatures must be > 0")
 
 
 class ReIDLwFPlugin(SupervisedPlugin):
     """Adds ``alpha * distillation`` to the loss from the second session on; keeps one old-model copy."""
 
-    def __init__(self, *, config: LwFConfig = LwFConfig()) -> None:
+    def __init__(self, *, alpha: float = 1.0, mode: Literal["affinity", "logits"] = "affinity",
+                 affinity_temperature: float = 0.1, logit_temperature: float = 2.0,
+                 feature: Literal["feat", "bn_feat"] = "feat") -> None:
+        """The keywords are the fields of the same names of `LwFConfig` (``ckda_avalanche.strategies.lwf``), with
+        its defaults; bad values raise a ValueError naming the keyword."""
         super().__init__()
-        self.config = config
+        check_lwf_settings("ReIDLwFPlugin", alpha=alpha, mode=mode, affinity_temperature=affinity_temperature,
+                           logit_temperature=logit_temperature, feature=feature)
+        self.alpha = alpha
+        """Weight of the distillation term."""
+        self.mode = mode
+        """What is distilled: ``"affinity"`` (batch affinity of features) or ``"logits"`` (old identity logits)."""
+        self.affinity_temperature = affinity_temperature
+        """Softmax temperature of the batch affinity."""
+        self.logit_temperature = logit_temperature
+        """Knowledge-distillation temperature of the logits mode."""
+        self.feature = feature
+        """Feature whose affinity is distilled: ``"feat"`` (pre-BN f) or ``"bn_feat"`` (BNNeck output g)."""
         self.old = OldModelKeeper()
         """The previous session's model (frozen), the LwF teacher."""
         self.last_term: float = 0.0
@@ -75,30 +75,30 @@ class ReIDLwFPlugin(SupervisedPlugin):
 
     def before_backward(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         old = self.old.model
-        if old is None or self.config.alpha == 0:
+        if old is None or self.alpha == 0:
             return
         out = strategy.mb_output
         x, modality = strategy.mb_x, strategy.mbatch[3]
         with torch.no_grad():
             old_feat, _ = old.forward_features(x, modality)
             old_bn, old_logits = old.forward_head(old_feat)
-        if self.config.mode == "affinity":
-            student = out.feat if self.config.feature == "feat" else out.bn_feat
-            teacher = old_feat if self.config.feature == "feat" else old_bn
-            term = affinity_distillation_loss(student, teacher, temperature=self.config.affinity_temperature)
+        if self.mode == "affinity":
+            student = out.feat if self.feature == "feat" else out.bn_feat
+            teacher = old_feat if self.feature == "feat" else old_bn
+            term = affinity_distillation_loss(student, teacher, temperature=self.affinity_temperature)
         else:
             head = getattr(getattr(old, "head", None), "classifier", None)
             if head is None or old_logits is None:
                 raise RuntimeError("ReIDLwFPlugin(mode='logits'): the previous session's model has no classifier")
             term = logit_distillation_loss(head(out.bn_feat), old_logits,
-                                           temperature=self.config.logit_temperature)
+                                           temperature=self.logit_temperature)
         self.last_term = float(term.detach())
-        strategy.loss += self.config.alpha * term
-        record_loss_term(strategy, "lwf_distillation", self.config.alpha * term)
+        strategy.loss += self.alpha * term
+        record_loss_term(strategy, "lwf_distillation", self.alpha * term)
 
     def loss_terms(self) -> dict[str, float]:
         """The unweighted term of the last iteration."""
-        return {} if self.old.model is None or self.config.alpha == 0 else {"lwf_distillation": self.last_term}
+        return {} if self.old.model is None or self.alpha == 0 else {"lwf_distillation": self.last_term}
 
     def after_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self.old.snapshot(strategy.model)

@@ -30,17 +30,14 @@ as ``exemplar_images`` = number of images x 3 x H x W bytes (uint8 at the traini
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from avalanche.benchmarks.utils import concat_datasets
 from avalanche.core import SupervisedPlugin
 
-from ckda_avalanche.models.backbone_choice import BackboneChoice
-
-__all__ = ["PUBLISHED_MEAN_SHARE", "PUBLISHED_STREAM_IDENTITIES", "ReplayConfig", "ReIDReplayPlugin",
-           "benchmark_memory_identities", "mean_old_share", "select_exemplars", "slot_shares"]
+__all__ = ["PUBLISHED_MEAN_SHARE", "PUBLISHED_STREAM_IDENTITIES", "ReIDReplayPlugin", "benchmark_memory_identities",
+           "check_replay_settings", "mean_old_share", "select_exemplars", "slot_shares"]
 
 PUBLISHED_MEMORY_IDENTITIES = 500
 """Identities of the published memory (2,000 images at 4 per identity)."""
@@ -75,37 +72,14 @@ def benchmark_memory_identities(session_identities: Sequence[int], *, target: fl
     return sum(counts)  # pragma: no cover - the share is 1 at sum(counts)
 
 
-@dataclass(frozen=True)
-class ReplayConfig(BackboneChoice):
-    """Hyperparameters of exemplar replay."""
-
-    memory_size: int | None = None
-    """Total exemplar images kept over all past sessions; None: sized for the stream trained, the published
-    memory's mean share of old identities on the real four-dataset stream (`benchmark_memory_identities` x
-    images_per_identity; 376 images on the default synthetic stream); 2000 is the published size."""
-    images_per_identity: int = 4
-    """Images kept per replayed identity, split evenly between visible and infrared (>= 2: the cross-modality
-    sampler needs each identity in both modalities)."""
-    seed: int = 0
-    """Seed of the identity / image draw (session s uses seed * 1000 + s)."""
-    mix_into_batch: bool = True
-    """Each batch is fine-tuning's batch plus a memory batch (Avalanche's ReplayPlugin convention: more samples per
-    step, same steps); False: one sampler over the session's data and the memory together (the batch size and,
-    with ``equal_iterations``, the steps of every other method)."""
-    memory_identities_per_batch: int | None = None
-    """Identities of the memory part of each mixed batch (None: TrainConfig.num_identities, as Avalanche's
-    batch_size_mem defaults to the training batch size)."""
-
-    def __post_init__(self) -> None:
-        if self.images_per_identity < 2:
-            raise ValueError("ReplayConfig.images_per_identity: expected >= 2 (at least one visible and one infrared "
-                             f"image per identity), got {self.images_per_identity}")
-        if self.memory_identities_per_batch is not None and self.memory_identities_per_batch < 1:
-            raise ValueError("ReplayConfig.memory_identities_per_batch: expected >= 1 or None, got "
-                             f"{self.memory_identities_per_batch}")
-        if self.memory_size is not None and self.memory_size < self.images_per_identity:
-            raise ValueError(f"ReplayConfig.memory_size ({self.memory_size}) must hold at least one identity "
-                             f"(images_per_identity = {self.images_per_identity})")
+def check_replay_settings(owner: str, *, memory_size: int | None, images_per_identity: int) -> None:
+    """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
+    if images_per_identity < 2:
+        raise ValueError(f"{owner}.images_per_identity: expected >= 2 (at least one visible and one infrared "
+                         f"image per identity), got {images_per_identity}")
+    if memory_size is not None and memory_size < images_per_identity:
+        raise ValueError(f"{owner}.memory_size ({memory_size}) must hold at least one identity "
+                         f"(images_per_identity = {images_per_identity})")
 
 
 def slot_shares(total_slots: int, sessions: int) -> list[int]:
@@ -148,9 +122,17 @@ def select_exemplars(
 class ReIDReplayPlugin(SupervisedPlugin):
     """Concatenates past exemplars to the training data; refreshes the memory after each session."""
 
-    def __init__(self, *, config: ReplayConfig = ReplayConfig()) -> None:
+    def __init__(self, *, memory_size: int | None = None, images_per_identity: int = 4, seed: int = 0) -> None:
+        """The keywords are the fields of the same names of `ReplayConfig` (``ckda_avalanche.strategies.replay``),
+        with its defaults; bad values raise a ValueError naming the keyword."""
         super().__init__()
-        self.config = config
+        check_replay_settings("ReIDReplayPlugin", memory_size=memory_size, images_per_identity=images_per_identity)
+        self.memory_size = memory_size
+        """Total exemplar images kept over all past sessions; None: sized for the stream (`identity_slots`)."""
+        self.images_per_identity = images_per_identity
+        """Images kept per replayed identity, split evenly between visible and infrared."""
+        self.seed = seed
+        """Seed of the identity / image draw (session s uses seed * 1000 + s)."""
         self.memory: dict[int, list[tuple[int, list[int]]]] = {}
         """Experience index -> [(pid, dataset indices)], trimmed to the session's slot share."""
         self.image_shape: tuple[int, int, int] | None = None
@@ -170,8 +152,8 @@ class ReIDReplayPlugin(SupervisedPlugin):
     def identity_slots(self, strategy: Any) -> int:
         """Identities the memory holds: ``memory_size // images_per_identity``, or for ``memory_size=None``
         `benchmark_memory_identities` of the stream's per-session identity counts."""
-        if self.config.memory_size is not None:
-            return self.config.memory_size // self.config.images_per_identity
+        if self.memory_size is not None:
+            return self.memory_size // self.images_per_identity
         stream = strategy.experience.origin_stream
         counts = [int(strategy.session_info(stream[i]).num_identities) for i in range(len(stream))]
         return benchmark_memory_identities(counts)
@@ -202,7 +184,7 @@ class ReIDReplayPlugin(SupervisedPlugin):
         shares = dict(zip(sessions, slot_shares(slots, len(sessions))))
         self.memory[exp_index] = select_exemplars(
             list(dataset.targets), list(dataset.modality), num_identities=shares[exp_index],
-            images_per_identity=self.config.images_per_identity, seed=self.config.seed * 1000 + exp_index)
+            images_per_identity=self.images_per_identity, seed=self.seed * 1000 + exp_index)
         for exp, share in shares.items():
             self.memory[exp] = self.memory[exp][:share]
 

@@ -5,27 +5,21 @@ Each method is registered once (`registry.register_method`: its name, strategy, 
 read-only views of the registry, which also holds the methods that installed distributions add through the
 ``ckda_avalanche.methods`` entry-point group.
 """
-from ckda_avalanche.plugins.dkp import DKPConfig
-from ckda_avalanche.plugins.ewc import EWCConfig
-from ckda_avalanche.plugins.l2p import L2PConfig
-from ckda_avalanche.plugins.lstkc import LSTKCConfig
-from ckda_avalanche.plugins.lwf import LwFConfig
-from ckda_avalanche.plugins.replay import ReplayConfig
 from ckda_avalanche.strategies.base import ReIDTemplate, resolve_device, silent_evaluator
 from ckda_avalanche.strategies.ckda import CKDA
 from ckda_avalanche.strategies.ckda_config import ABLATION_FLAGS, CKDA_ABLATIONS, CKDA_PAPER, CKDAConfig
 from ckda_avalanche.strategies.config import TrainConfig
-from ckda_avalanche.strategies.dkp import DKP
-from ckda_avalanche.strategies.ewc import EWC
+from ckda_avalanche.strategies.dkp import DKP, DKPConfig
+from ckda_avalanche.strategies.ewc import EWC, EWCConfig
 from ckda_avalanche.strategies.finetune import FineTune, FineTuneConfig
 from ckda_avalanche.strategies.joint import Joint, JointConfig
-from ckda_avalanche.strategies.l2p import L2P
-from ckda_avalanche.strategies.lstkc import LSTKC
-from ckda_avalanche.strategies.lwf import LwF
+from ckda_avalanche.strategies.l2p import L2P, L2PConfig
+from ckda_avalanche.strategies.lstkc import LSTKC, LSTKCConfig
+from ckda_avalanche.strategies.lwf import LwF, LwFConfig
 from ckda_avalanche.strategies.method_strategy import MethodStrategy
 from ckda_avalanche.strategies.registry import (MethodRegistryError, MethodSpec, get_method, method_configs,
                                                  register_method, registered_methods, strategies)
-from ckda_avalanche.strategies.replay import Replay
+from ckda_avalanche.strategies.replay import Replay, ReplayConfig
 
 # The package's methods, in the order of `--methods all` and of the default board. Colours: fixed and distinct.
 register_method("ckda", strategy=CKDA, config=CKDAConfig, colour="#d62728")

@@ -1,19 +1,50 @@
-"""`Replay`: bounded exemplar replay (images per old identity and modality) with the usual ReID losses on replayed
+"""`Replay` and its config `ReplayConfig`: bounded exemplar replay (images per old identity and modality) with the usual ReID losses on replayed
 samples; the classifier covers every identity seen so far. See `plugins/replay.py` for memory and selection, and
 `benchmarks/mixed_sampler.py` for the batches (each one fine-tuning's batch plus a memory batch, by default)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from avalanche.core import BasePlugin
 
 from ckda_avalanche.benchmarks.batch_loader import make_reid_loader
 from ckda_avalanche.benchmarks.mixed_sampler import MixedReplayBatchSampler
-from ckda_avalanche.plugins.replay import ReIDReplayPlugin, ReplayConfig
+from ckda_avalanche.models.backbone_choice import BackboneChoice
+from ckda_avalanche.plugins.replay import ReIDReplayPlugin, check_replay_settings
 from ckda_avalanche.strategies.base import ReIDTemplate
 from ckda_avalanche.strategies.method_strategy import MethodStrategy
 
-__all__ = ["Replay", "seen_label_range"]
+__all__ = ["Replay", "ReplayConfig", "seen_label_range"]
+
+
+@dataclass(frozen=True)
+class ReplayConfig(BackboneChoice):
+    """Hyperparameters of exemplar replay."""
+
+    memory_size: int | None = None
+    """Total exemplar images kept over all past sessions; None: sized for the stream trained, the published
+    memory's mean share of old identities on the real four-dataset stream (`benchmark_memory_identities` x
+    images_per_identity; 376 images on the default synthetic stream); 2000 is the published size."""
+    images_per_identity: int = 4
+    """Images kept per replayed identity, split evenly between visible and infrared (>= 2: the cross-modality
+    sampler needs each identity in both modalities)."""
+    seed: int = 0
+    """Seed of the identity / image draw (session s uses seed * 1000 + s)."""
+    mix_into_batch: bool = True
+    """Each batch is fine-tuning's batch plus a memory batch (Avalanche's ReplayPlugin convention: more samples per
+    step, same steps); False: one sampler over the session's data and the memory together (the batch size and,
+    with ``equal_iterations``, the steps of every other method)."""
+    memory_identities_per_batch: int | None = None
+    """Identities of the memory part of each mixed batch (None: TrainConfig.num_identities, as Avalanche's
+    batch_size_mem defaults to the training batch size)."""
+
+    def __post_init__(self) -> None:
+        check_replay_settings("ReplayConfig", memory_size=self.memory_size,
+                              images_per_identity=self.images_per_identity)
+        if self.memory_identities_per_batch is not None and self.memory_identities_per_batch < 1:
+            raise ValueError("ReplayConfig.memory_identities_per_batch: expected >= 1 or None, got "
+                             f"{self.memory_identities_per_batch}")
 
 
 def seen_label_range(strategy: ReIDTemplate) -> tuple[int, int]:
@@ -41,7 +72,8 @@ class Replay(MethodStrategy[ReplayConfig]):
     default_method = ReplayConfig()
 
     def make_method_plugins(self, method: ReplayConfig) -> list[BasePlugin]:
-        self.replay = ReIDReplayPlugin(config=method)
+        self.replay = ReIDReplayPlugin(memory_size=method.memory_size, images_per_identity=method.images_per_identity,
+                                       seed=method.seed)
         return [self.replay]
 
     def classifier_labels(self) -> tuple[int, int]:

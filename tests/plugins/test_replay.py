@@ -1,7 +1,8 @@
 """Exemplar selection and memory shares of the replay baseline (plugins/replay.py)."""
 import pytest
 
-from ckda_avalanche.plugins.replay import ReplayConfig, select_exemplars, slot_shares
+from ckda_avalanche.plugins.replay import select_exemplars, slot_shares
+from ckda_avalanche.strategies.replay import ReplayConfig
 
 
 def test_slot_shares_are_balanced_and_sum_to_total():

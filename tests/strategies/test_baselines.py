@@ -14,19 +14,15 @@ from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.evaluation import reid_metrics
 from ckda_avalanche.models import create_model
-from ckda_avalanche.plugins.ewc import EWCConfig
-from ckda_avalanche.plugins.l2p import L2PConfig
-from ckda_avalanche.plugins.lwf import LwFConfig
-from ckda_avalanche.plugins.replay import ReplayConfig
 from ckda_avalanche.strategies.config import TrainConfig
 from ckda_avalanche.strategies.dkp import DKP
-from ckda_avalanche.strategies.ewc import EWC
+from ckda_avalanche.strategies.ewc import EWC, EWCConfig
 from ckda_avalanche.strategies.finetune import FineTune
 from ckda_avalanche.strategies.joint import Joint, JointConfig
-from ckda_avalanche.strategies.l2p import L2P
+from ckda_avalanche.strategies.l2p import L2P, L2PConfig
 from ckda_avalanche.strategies.lstkc import LSTKC
-from ckda_avalanche.strategies.lwf import LwF
-from ckda_avalanche.strategies.replay import Replay
+from ckda_avalanche.strategies.lwf import LwF, LwFConfig
+from ckda_avalanche.strategies.replay import Replay, ReplayConfig
 
 PLAIN = {"use_msp": False, "use_mcp": False}
 """The baselines' default model: the ViT without CKDA's pixel prompters (written out here, not taken from the code)."""

@@ -15,14 +15,13 @@ from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins.replay import (
     PUBLISHED_MEAN_SHARE,
-    ReplayConfig,
     benchmark_memory_identities,
     mean_old_share,
 )
 from ckda_avalanche.runner.config import CPU
 from ckda_avalanche.strategies.finetune import FineTune
 from ckda_avalanche.strategies.joint import Joint
-from ckda_avalanche.strategies.replay import Replay
+from ckda_avalanche.strategies.replay import Replay, ReplayConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
