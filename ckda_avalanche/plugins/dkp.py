@@ -25,6 +25,7 @@ from ckda_avalanche.losses.dkp import (DistributionPrototypes, identity_distribu
                                        prototype_affinity_distillation_loss, sample_prototype_features)
 from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import extract_features, loader_workers
+from ckda_avalanche.plugins.settings import check_choice
 from ckda_avalanche.plugins.teacher import check_merged_before
 
 __all__ = ["DKPPlugin", "check_dkp_settings"]
@@ -32,8 +33,7 @@ __all__ = ["DKPPlugin", "check_dkp_settings"]
 
 def check_dkp_settings(owner: str, *, af_weight: float, lambda_1: float, lambda_2: float, feature: str) -> None:
     """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
-    if feature not in ("feat", "retrieval"):
-        raise ValueError(f"{owner}.feature: expected 'feat' or 'retrieval', got {feature!r}")
+    check_choice(owner, "feature", feature, ("feat", "retrieval"))
     if af_weight < 0:
         raise ValueError(f"{owner}.af_weight: expected >= 0, got {af_weight}")
     if lambda_1 <= 0 or lambda_2 <= 0:

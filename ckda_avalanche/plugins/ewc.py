@@ -31,6 +31,7 @@ from torch import nn
 
 from ckda_avalanche.losses.ewc import FisherAccumulator, ewc_penalty
 from ckda_avalanche.plugins.grad_share import record_loss_term
+from ckda_avalanche.plugins.settings import check_choice
 
 __all__ = ["ReIDEWCPlugin", "check_ewc_settings"]
 
@@ -38,8 +39,7 @@ __all__ = ["ReIDEWCPlugin", "check_ewc_settings"]
 def check_ewc_settings(owner: str, *, ewc_lambda: float, mode: str, decay_factor: float,
                        fisher_max_batches: int) -> None:
     """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
-    if mode not in ("separate", "online"):
-        raise ValueError(f"{owner}.mode: expected 'separate' or 'online', got {mode!r}")
+    check_choice(owner, "mode", mode, ("separate", "online"))
     if ewc_lambda < 0 or decay_factor < 0 or fisher_max_batches < 0:
         raise ValueError(f"{owner}: ewc_lambda, decay_factor and fisher_max_batches must be >= 0")
 

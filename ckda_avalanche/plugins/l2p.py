@@ -16,14 +16,14 @@ from avalanche.core import SupervisedPlugin
 from ckda_avalanche.losses.l2p import key_pull_loss
 from ckda_avalanche.models.prompt_pool import PromptPoolReIDModel
 from ckda_avalanche.plugins.grad_share import record_loss_term
+from ckda_avalanche.plugins.settings import check_choice
 
 __all__ = ["L2PPlugin", "apply_trainable", "check_l2p_settings"]
 
 
 def check_l2p_settings(owner: str, *, pull_weight: float, trainable: str) -> None:
     """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
-    if trainable not in ("head", "last_block", "all"):
-        raise ValueError(f"{owner}.trainable: expected 'head', 'last_block' or 'all', got {trainable!r}")
+    check_choice(owner, "trainable", trainable, ("head", "last_block", "all"))
     if pull_weight < 0:
         raise ValueError(f"{owner}.pull_weight: expected >= 0, got {pull_weight}")
 

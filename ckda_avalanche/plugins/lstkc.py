@@ -22,6 +22,7 @@ from avalanche.core import SupervisedPlugin
 from ckda_avalanche.losses.lstkc import affinity_discrepancy_fusion_weight, rectified_affinity_distillation_loss
 from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import OldModelKeeper, extract_features, loader_workers
+from ckda_avalanche.plugins.settings import check_choice
 from ckda_avalanche.plugins.weight_merge import merge_state_into
 
 __all__ = ["LSTKCPlugin", "check_lstkc_settings"]
@@ -30,8 +31,7 @@ __all__ = ["LSTKCPlugin", "check_lstkc_settings"]
 def check_lstkc_settings(owner: str, *, af_weight: float, affinity_temperature: float, fusion_temperature: float,
                          fusion_max_images: int, feature: str) -> None:
     """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
-    if feature not in ("feat", "bn_feat"):
-        raise ValueError(f"{owner}.feature: expected 'feat' or 'bn_feat', got {feature!r}")
+    check_choice(owner, "feature", feature, ("feat", "bn_feat"))
     if af_weight < 0 or fusion_max_images < 0:
         raise ValueError(f"{owner}: af_weight and fusion_max_images must be >= 0")
     if affinity_temperature <= 0 or fusion_temperature <= 0:

@@ -27,6 +27,7 @@ from avalanche.core import SupervisedPlugin
 from ckda_avalanche.losses.lwf import affinity_distillation_loss, logit_distillation_loss
 from ckda_avalanche.plugins.grad_share import record_loss_term
 from ckda_avalanche.plugins.old_model import OldModelKeeper
+from ckda_avalanche.plugins.settings import check_choice
 
 __all__ = ["ReIDLwFPlugin", "check_lwf_settings"]
 
@@ -34,10 +35,8 @@ __all__ = ["ReIDLwFPlugin", "check_lwf_settings"]
 def check_lwf_settings(owner: str, *, alpha: float, mode: str, affinity_temperature: float, logit_temperature: float,
                        feature: str) -> None:
     """Raise a ValueError naming ``owner`` (the plugin or its method config) and the field of a bad setting."""
-    if mode not in ("affinity", "logits"):
-        raise ValueError(f"{owner}.mode: expected 'affinity' or 'logits', got {mode!r}")
-    if feature not in ("feat", "bn_feat"):
-        raise ValueError(f"{owner}.feature: expected 'feat' or 'bn_feat', got {feature!r}")
+    check_choice(owner, "mode", mode, ("affinity", "logits"))
+    check_choice(owner, "feature", feature, ("feat", "bn_feat"))
     if alpha < 0:
         raise ValueError(f"{owner}.alpha: expected >= 0, got {alpha}")
     if affinity_temperature <= 0 or logit_temperature <= 0:

@@ -111,3 +111,12 @@ def test_plugins_never_import_strategies():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.name}: {n}" for n in names if n.startswith("ckda_avalanche.strategies")]
     assert offenders == []
+
+
+def test_choice_errors_read_as_written():
+    with pytest.raises(ValueError) as info:
+        L2PPlugin(trainable="none")
+    assert str(info.value) == "L2PPlugin.trainable: expected 'head', 'last_block' or 'all', got 'none'"
+    with pytest.raises(ValueError) as info:
+        LwFConfig(feature="g")
+    assert str(info.value) == "LwFConfig.feature: expected 'feat' or 'bn_feat', got 'g'"
