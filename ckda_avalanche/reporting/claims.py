@@ -189,7 +189,7 @@ def claims_markdown(table: pd.DataFrame, notes: list[str]) -> str:
     out.append("Δ: better arm minus other arm of the final seen-average mAP (points), paired by seed (and draw), "
                "with its 95% Student-t interval. supported: the interval lies above 0; contradicted: below 0; "
                "not resolved: it contains 0 (or fewer than two pairs). Under a reading both CKDA arms carry it; a "
-               "baseline arm is the plain baseline. Joint is the upper bound, shown but not judged.")
+               "baseline arm is the plain baseline, and so is ckda[no_cka] (a reading changes only CKA). Joint is the upper bound, shown but not judged.")
     return "\n".join(out) + "\n"
 
 
