@@ -36,7 +36,7 @@ from ckda_avalanche.losses.triplet import batch_hard_triplet
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins.grad_share import shared_backbone_parameters
 from ckda_avalanche.runner.config import CPU
-from ckda_avalanche.runner.session_runner import seed_everything
+from ckda_avalanche.runner.training import seed_everything
 from ckda_avalanche.strategies.ckda import CKDA
 
 READINGS = {

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
-import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-DEFAULT_SYNTHETIC_DIR = Path("data") / "synthetic"
+from ckda_avalanche.runner.driver import DEFAULT_SYNTHETIC_DIR, data_root
 
 
 def _methods(text: str) -> list[str]:
@@ -36,135 +34,11 @@ def _methods(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _resolve_config(args: argparse.Namespace):
-    from ckda_avalanche.runner.validate import load_run_config
-
-    config = load_run_config(args.preset, args.config or None)  # errors name the file and the dotted field
-    if getattr(args, "synthetic_seed", None) is not None:  # --synthetic-seed N: the generator draw N
-        config = dataclasses.replace(config, synthetic_seed=int(args.synthetic_seed))
-    if args.pretrained:
-        # "none" turns the preset's pretrained start off; anything else is a built-in name or a file (validate_run)
-        value = None if str(args.pretrained).lower() == "none" else str(args.pretrained)
-        config = dataclasses.replace(config, pretrained=value)
-    return _reader_flags(args, config)
-
-
-READER_FLAGS: dict[str, tuple[str, str]] = {
-    "regdb_trial": ("regdb", "trial"), "llcm_max_train_label": ("llcm", "max_train_label"),
-    "vcm_tracklet_feature": ("vcm", "tracklet_feature"), "vcm_frames_per_tracklet": ("vcm", "frames_per_tracklet"),
-    "vcm_camera_filter": ("vcm", "camera_filter"),
-}
-"""``ckda run`` flags setting reader options (``readers.<dataset>.<field>`` of the config file, which they override)."""
-
-
-def _reader_flags(args: argparse.Namespace, config):
-    from ckda_avalanche.runner.overrides import apply_overrides
-
-    readers: dict[str, dict[str, object]] = {}
-    for flag, (dataset, field) in READER_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            readers.setdefault(dataset, {})[field] = value
-    return apply_overrides(config, {"readers": readers}, where="") if readers else config
-
-
-def _data_root(args: argparse.Namespace, config) -> Path:
-    if args.data != "synthetic":
-        root = Path(args.data)
-        if not root.is_dir():
-            raise SystemExit(f"--data {root}: not a folder (expected 'synthetic' or a folder holding the datasets)")
-        return root
-    from ckda_avalanche.benchmarks.synthetic import generate_synthetic, synthetic_folder
-
-    root = Path(args.synthetic_dir) if args.synthetic_dir else synthetic_folder(
-        DEFAULT_SYNTHETIC_DIR, seed=config.synthetic_seed, scale=config.synthetic_scale)
-    start = time.perf_counter()
-    summary = generate_synthetic(root, seed=config.synthetic_seed, scale=config.synthetic_scale)
-    print(f"synthetic data: {root} (seed {summary.seed}, scale {summary.scale}; ready in "
-          f"{time.perf_counter() - start:.1f} s)", flush=True)
-    return root
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    """Validate the whole run first (one-line errors; nothing trained or written), lock OUT, then train and report."""
-    from ckda_avalanche.runner.lock import RunLock
-    from ckda_avalanche.runner.overrides import ConfigError
-    from ckda_avalanche.runner.validate import validate_run
-    from ckda_avalanche.runner.variants import base_method, resolve_methods
-    from ckda_avalanche.strategies import STRATEGIES
+    """Validate, lock OUT, train every (method, seed), write the leaderboard and plots (`runner.driver`)."""
+    from ckda_avalanche.runner.driver import run_command
 
-    _executor_options(args)  # bad --executor/--ray-address/--cpus-per-run/--gpus-per-run: fail before anything
-    config = _resolve_config(args)
-    unknown = [m for m in args.methods if base_method(m) not in STRATEGIES]
-    if unknown:
-        raise ConfigError(f"--methods: unknown method {unknown[0]!r}; available: {', '.join(sorted(STRATEGIES))}")
-    validate_run(config=config, methods=args.methods, seeds=args.seeds, out=args.out, data=args.data,
-                 synthetic_dir=args.synthetic_dir, resume=args.resume, override=args.resume_override,
-                 config_file=args.config or None, pretrained_flag=args.pretrained, device=args.device,
-                 formats=args.formats)
-    from ckda_avalanche.runner.scale_guard import check_paper_scale
-
-    check_paper_scale(config, preset=args.preset, config_file=args.config or None, pretrained_flag=args.pretrained,
-                      device=args.device, executor=args.executor, gpus_per_run=args.gpus_per_run)
-    args.methods = [m.name for m in resolve_methods(args.methods, config.method_overrides)]  # canonical names
-    with RunLock(Path(args.out)):
-        return _train_and_report(args)
-
-
-def _executor_options(args: argparse.Namespace):
-    from ckda_avalanche.runner.executors import ExecutorOptions
-
-    return ExecutorOptions(executor=args.executor, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
-                           gpus_per_run=args.gpus_per_run, max_retries=args.max_retries,
-                           progress=not args.no_progress)
-
-
-def _train_and_report(args: argparse.Namespace) -> int:
-    from ckda_avalanche.reporting.ablation import write_ablation
-    from ckda_avalanche.reporting.leaderboard import write_leaderboard
-    from ckda_avalanche.reporting.plots import plot_runs
-    from ckda_avalanche.reporting.tidy_data import load_tidy
-    from ckda_avalanche.runner.executors import run_grid
-    from ckda_avalanche.runner.run_task import RunTask
-    from ckda_avalanche.runner.worker_fault import FAULT_ENV
-
-    config = _resolve_config(args)
-    root = _data_root(args, config)
-    out = Path(args.out)
-    options = _executor_options(args)
-    started = time.perf_counter()
-    jobs = [(m, s) for m in args.methods for s in args.seeds]
-    tasks = [RunTask(method=method, seed=seed, run_name=out.name, run_dir=out / method / f"seed{seed}",
-                     config=config, data_root=root, resume=args.resume, device=args.device,
-                     threads=options.threads(), loggers=tuple(args.logger or ()), progress=not args.no_progress,
-                     keep_sessions=args.keep_session_checkpoints, override=args.resume_override,
-                     executor=args.executor, fault=os.environ.get(FAULT_ENV) or None,
-                     compile_model=bool(getattr(args, "compile", False)))
-             for method, seed in jobs]
-    run_grid(tasks, options)
-    print(f"trained and evaluated {len(jobs)} run(s) in {time.perf_counter() - started:.0f} s", flush=True)
-    if args.keep_session_checkpoints:
-        _print_kept_size(out, args.methods, args.seeds)
-    frame = load_tidy([out])  # read (and screened, with warnings) once for both tables
-    csv_path, md_path = write_leaderboard(frame, out)
-    ablation = write_ablation(frame, out)
-    plots = plot_runs([out], out / "plots", formats=tuple(args.formats))
-    print(md_path.read_text(encoding="utf-8"))
-    print(f"leaderboard: {md_path} and {csv_path}")
-    if ablation is not None:
-        print(f"ablation table: {ablation[1]} and {ablation[0]}")
-    print("plots:\n" + "\n".join(f"  {p}" for p in plots))
-    return 0
-
-
-def _print_kept_size(out: Path, methods: Sequence[str], seeds: Sequence[int]) -> None:
-    from ckda_avalanche.runner.session_models import kept_sessions, session_models_bytes
-
-    dirs = [out / m / f"seed{s}" for m in methods for s in seeds]
-    total = sum(session_models_bytes(d) for d in dirs)
-    files = sum(len(kept_sessions(d)) for d in dirs)
-    print(f"kept per-session models: {files} file(s), {total / 2**20:.1f} MiB in {out}/<method>/seed<k>/sessions/ "
-          f"({total / max(files, 1) / 2**20:.2f} MiB per session)", flush=True)
+    return run_command(args)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -180,16 +54,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     roots: dict[tuple[float, int], Path] = {}
 
-    def data_root(config) -> Path:  # synthetic data is generated (or checked) once per (scale, seed)
+    def root_of(config) -> Path:  # synthetic data is generated (or checked) once per (scale, seed)
         key = (config.synthetic_scale, config.synthetic_seed)
         if key not in roots:
-            roots[key] = _data_root(args, config)
+            roots[key] = data_root(args, config)
         return roots[key]
 
     requested = None if args.datasets is None else args.datasets.split(",")
     started = time.perf_counter()
     try:
-        done = reevaluate(args.runs, protocol=args.protocol, datasets=requested, data_root=data_root,
+        done = reevaluate(args.runs, protocol=args.protocol, datasets=requested, data_root=root_of,
                           device=args.device, replace=args.replace, progress=args.verbose)
     except RescoreConflictError as exc:
         print(f"ckda: error: {exc}", file=sys.stderr)
@@ -253,7 +127,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for saved in runs:
         key = (saved.run_config.synthetic_scale, saved.run_config.synthetic_seed)
         if key not in roots:
-            roots[key] = _data_root(args, saved.run_config)
+            roots[key] = data_root(args, saved.run_config)
         started = time.perf_counter()
         sessions = args.sessions or list(range(1, saved.sessions + 1))
         found = session_features(saved.run_dir, dataset=args.dataset, sessions=sessions,
@@ -530,8 +404,9 @@ def _main(args: argparse.Namespace) -> int:
         from ckda_avalanche.runner.executors import ExecutorError
         from ckda_avalanche.runner.lock import RunLockedError
         from ckda_avalanche.runner.overrides import ConfigError
+        from ckda_avalanche.runner.run_folder import RunExistsError
         from ckda_avalanche.runner.run_state import RunStateError
-        from ckda_avalanche.runner.session_runner import RunExistsError, RunFailedError
+        from ckda_avalanche.runner.training import RunFailedError
 
         if isinstance(exc, (DatasetLayoutError, SyntheticParametersError, ConfigError, RunExistsError, RunFailedError,
                             MixedPrecisionError, RunStateError, RunLockedError, NoRunToReportError,

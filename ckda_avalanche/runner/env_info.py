@@ -22,7 +22,7 @@ import torch
 from ckda_avalanche.evaluation.tidy_logger import PRECISION_METRIC_PREFIX
 from ckda_avalanche.strategies.precision import cpu_supports_bf16
 
-__all__ = ["precision_name", "precision_rows", "cpu_model", "cuda_info", "collect_env"]
+__all__ = ["ENV_JSON", "collect_env", "cpu_model", "cuda_info", "precision_name", "precision_rows", "write_env"]
 
 _PRECISIONS: dict[torch.dtype | None, str] = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -160,3 +160,15 @@ def collect_env(device: torch.device, *, amp_dtype: torch.dtype | None | object 
         info["precision"] = precision_name(amp_dtype)  # type: ignore[arg-type]
         info["amp_dtype"] = None if amp_dtype is None else str(amp_dtype).removeprefix("torch.")
     return info
+
+
+ENV_JSON = "env.json"
+"""File of a run folder recording `collect_env` when the run started."""
+
+
+def write_env(run_dir: Path, device: torch.device, *, amp_dtype: torch.dtype | None) -> None:
+    """Write ``RUN_DIR/env.json``: `collect_env` with the autocast dtype the run's strategy uses."""
+    from ckda_avalanche.runner.atomic import atomic_write_json
+
+    env = collect_env(device, amp_dtype=amp_dtype)
+    atomic_write_json(Path(run_dir) / ENV_JSON, env)

@@ -40,8 +40,7 @@ def check_environment(environ: dict[str, str] | None = None) -> None:
     """Parse every ``CKDA_*`` variable the package reads; `ConfigError` naming the first malformed one."""
     from ckda_avalanche.benchmarks import decoded_store, image_store
     from ckda_avalanche.benchmarks.byte_sizes import parse_bytes
-    from ckda_avalanche.runner.fault_injection import KILL_ENV
-    from ckda_avalanche.runner.worker_fault import FAULT_ENV, FaultSpec
+    from ckda_avalanche.runner.fault_injection import FAULT_ENV, KILL_ENV, FaultSpec
 
     env = os.environ if environ is None else environ
     checks = [(image_store.LIMIT_ENV, lambda v: parse_bytes(v, f"${image_store.LIMIT_ENV}")),

@@ -6,7 +6,7 @@
   the driver just wrote there) and the data folder: on a cluster both must be on a shared filesystem.
 - **Retries.** A task whose worker process dies (killed, out of memory, node lost) is retried by Ray up to
   ``max_retries`` times. Every task runs with ``resume=True`` (the driver refused existing run folders before
-  submitting, unless ``--resume``), so a retry continues from the last finished session's checkpoint and nothing
+  submitting, unless ``--resume``: `validate.validate_run`), so a retry continues from the last finished session's checkpoint and nothing
   finished is recomputed. Python exceptions (bad config, dataset errors, a NaN loss's `RunFailedError`) are
   deterministic: they are not retried (``retry_exceptions=False``) and are reported once with the run's name.
 - **Ctrl-C and SIGTERM** cancel every pending task (``ray.cancel(force=True)``: the worker is killed like any crash,
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ckda_avalanche.runner.executor_options import ExecutorError, ExecutorOptions
-from ckda_avalanche.runner.run_task import RunOutcome, RunTask, execute_run, refuse_existing
+from ckda_avalanche.runner.execute import execute_run
+from ckda_avalanche.runner.task import RunOutcome, RunTask
 
 
 def _ray():
@@ -155,7 +156,6 @@ def run_on_ray(tasks: list[RunTask], options: ExecutorOptions,
     """
     from ckda_avalanche.runner.faults import restore_sigterm, sigterm_as_interrupt
 
-    refuse_existing(tasks)
     sigterm_before = signal.getsignal(signal.SIGTERM)
     started = connect(options.ray_address)  # a dead address fails before Ray is even imported
     ray = _ray()

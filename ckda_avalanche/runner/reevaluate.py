@@ -43,6 +43,7 @@ from ckda_avalanche.runner.lock import RunLock
 from ckda_avalanche.runner.overrides import ConfigError, apply_overrides
 from ckda_avalanche.runner.run_state import format_changes, keep_rescored_rows
 from ckda_avalanche.runner.session_models import kept_sessions, load_model_weights, load_session_model
+from ckda_avalanche.runner.variants import base_method, check_known_method, model_overrides, stream_overrides
 
 __all__ = ["MergeCounts", "RescoreConflictError", "SavedRun", "eval_datasets", "find_run_dirs", "load_saved_run",
            "merge_rows", "protocol_label", "reevaluate", "rescore_run", "saved_run_benchmark",
@@ -104,8 +105,7 @@ def with_legacy_pixel_prompts(config_cls: type, saved: dict[str, Any]) -> dict[s
 
 def load_saved_run(run_dir: str | os.PathLike[str]) -> SavedRun:
     """Read ``config.json`` and ``state.json`` of a run folder; errors name the file and what is wrong."""
-    from ckda_avalanche.runner.variants import base_method
-    from ckda_avalanche.strategies import METHOD_CONFIGS, STRATEGIES
+    from ckda_avalanche.strategies import METHOD_CONFIGS
 
     run_dir = Path(run_dir)
     config_path, state_path = run_dir / "config.json", run_dir / "state.json"
@@ -119,8 +119,7 @@ def load_saved_run(run_dir: str | os.PathLike[str]) -> SavedRun:
         raise ConfigError(f"{config_path}: not a ckda run config (missing {missing or ['state.json sessions_done']})")
     method = str(saved["method"])
     base = str(saved.get("base_method") or base_method(method))
-    if base not in STRATEGIES:
-        raise ConfigError(f"{config_path}: unknown method {base!r}")
+    check_known_method(base, str(config_path))
     run_config = apply_overrides(RunConfig(), saved["run_config"], where=f"{config_path}: run_config")
     method_config = None
     if base in METHOD_CONFIGS:
@@ -211,8 +210,7 @@ def saved_run_strategy(saved: SavedRun, evaluator: Any, *, device: str = "auto")
     from ckda_avalanche.models import create_model
     from ckda_avalanche.strategies import STRATEGIES, resolve_device
 
-    get = getattr(saved.method_config, "model_overrides", None)
-    model = create_model(saved.run_config.model, False, config_overrides=dict(get()) if callable(get) else {})
+    model = create_model(saved.run_config.model, False, config_overrides=model_overrides(saved.method_config))
     kwargs: dict[str, Any] = dict(
         model=model, config=dataclasses.replace(saved.run_config.train, seed=saved.seed),
         eval_mb_size=saved.run_config.eval_mb_size, device=resolve_device(device), evaluator=evaluator)
@@ -226,8 +224,6 @@ def saved_run_benchmark(saved: SavedRun, root: Path, *, datasets: Sequence[str],
     data quirks)."""
     from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
     from ckda_avalanche.models import get_model_config
-    from ckda_avalanche.runner.session_runner import stream_overrides
-
     img_size = tuple(get_model_config(saved.run_config.model).img_size)
     extra = dict(stream_overrides(saved.method_config))
     reader_options = saved.run_config.readers.for_stream(list(datasets), extra.pop("reader_options", None))
@@ -350,7 +346,6 @@ def _reevaluate(plans: list[tuple[SavedRun, list[str]]], *, protocol: str, data_
                 device: str, replace: bool, progress: bool, report: Callable[[str], None]
                 ) -> list[tuple[SavedRun, MergeCounts]]:
     from ckda_avalanche.models import get_model_config
-    from ckda_avalanche.runner.session_runner import stream_overrides
 
     for saved, _ in plans:
         absent = [k for k in range(1, saved.sessions + 1) if k not in kept_sessions(saved.run_dir)]

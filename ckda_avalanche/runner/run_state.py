@@ -1,5 +1,7 @@
 """What a resumed run checks and repairs in its folder: the recorded configuration and the tidy CSV.
 
+- ``config.json``'s record of a run: `config_record`, written when the run starts.
+
 - ``config.json`` records the configuration a run started with. Resuming with a different configuration would mix
   sessions trained under two settings in one result, so `check_resume_config` refuses with a one-line diff of the
   fields, unless the caller asks to override; the override is then recorded in ``config.json`` (the new settings,
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -23,16 +26,25 @@ from pathlib import Path
 from typing import Any
 
 from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, rewrite_csv_rows, tidy_rows_from_csv
+from ckda_avalanche.models import get_model_config
 from ckda_avalanche.runner.atomic import atomic_write_json, atomic_write_text
+from ckda_avalanche.runner.config import RunConfig
+from ckda_avalanche.runner.variants import ResolvedMethod
 
 __all__ = [
-    "COMPARED_KEYS", "CONFIG_JSON", "CSV_KEY", "RESCORED_JSON", "RunStateError", "check_resume_config",
-    "config_changes", "csv_snapshot", "format_changes", "keep_rescored_rows", "load_config_record", "normalise",
-    "rescored_rows", "restore_csv", "resume_config_problem",
+    "ATTEMPTS", "CHECKPOINT", "COMPARED_KEYS", "CONFIG_JSON", "CSV_KEY", "METRICS", "RESCORED_JSON", "RunStateError", "check_resume_config", "config_changes", "config_record", "count_attempts", "csv_snapshot", "format_changes",
+    "keep_rescored_rows", "load_config_record", "normalise", "rescored_rows",
+    "restore_csv", "resume_config_problem",
 ]
 
 logger = logging.getLogger("ckda_avalanche.runner")
 
+ATTEMPTS = "attempts.jsonl"
+"""One JSON line per start of a run (host, pid, executor, sessions already done): shows retries and resumes."""
+CHECKPOINT = "checkpoint.pt"
+"""File name of a run's checkpoint inside its folder."""
+METRICS = "metrics.csv"
+"""File name of a run's tidy CSV inside its folder."""
 CONFIG_JSON = "config.json"
 """File name of the recorded configuration inside a run folder (``OUT/<method>/seed<k>/``)."""
 CSV_KEY = "tidy_csv"
@@ -46,6 +58,25 @@ COMPARED_KEYS: tuple[str, ...] = ("method", "seed", "run_config", "method_config
 
 class RunStateError(RuntimeError):
     """A run folder's recorded state does not allow the requested resume; the message says why and what to do."""
+
+
+def count_attempts(run_dir: str | os.PathLike[str]) -> int:
+    """Starts of the run recorded in its ``attempts.jsonl`` (0 when there is none)."""
+    try:
+        text = (Path(run_dir) / ATTEMPTS).read_text(encoding="utf-8")
+    except OSError:
+        return 0
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+def config_record(method: ResolvedMethod, *, seed: int, run_name: str, config: RunConfig) -> dict[str, Any]:
+    """What ``config.json`` records about a run (compared on resume by `check_resume_config`)."""
+    return {
+        "method": method.name, "base_method": method.base, "seed": seed, "run": run_name,
+        "run_config": config.to_dict(),
+        "method_config": None if method.config is None else dataclasses.asdict(method.config),
+        "model_config": dataclasses.asdict(get_model_config(config.model, dict(method.model))),
+    }
 
 
 def normalise(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """Validate a whole ``ckda run`` before any training starts: every bad input is one `ConfigError` line.
 
+`validate_run` is also where the run's methods are resolved, once: it returns the `variants.ResolvedMethod` of
+every ``--methods`` name, which the driver puts into the run's tasks (`task.RunTask`).
+
 Messages read ``<file or dotted field or --option>: <what was expected>``; the CLI prints them as
 ``ckda: error: ...`` and exits with status 2. Checked here (a test per case in ``tests/runner/test_validate.py``):
 
@@ -7,12 +10,15 @@ Messages read ``<file or dotted field or --option>: <what was expected>``; the C
   unknown fields and wrong types (`overrides.apply_overrides`), and every value range: ``train.lr`` finite and
   > 0, ``train.epochs`` / ``train.num_identities`` / ``eval_mb_size`` >= 1, ``model`` registered, ``protocol``
   ``paper`` or ``full``, ``datasets`` known and distinct, ``synthetic_scale`` > 0;
+- ``--methods``: every name a registered method (`variants.check_known_method`, the one check of a method name)
+  and every variant's items fields of its config (`variants.resolve_methods`);
 - ``method_overrides``: a mapping per method, for a known method that has a config and is being run, with values
   its config dataclass accepts;
 - ``--seeds`` (integers in [0, 2**32), no repeats), ``--out`` (a folder or a new path, not a file), ``--data``
   (every dataset of the stream has its folder under ROOT), ``--pretrained`` / ``pretrained`` (a readable
   checkpoint that fits the model), ``--device`` (parseable, and present), ``--formats`` (known to matplotlib);
-- every ``OUT/<method>/seed<k>/``: refused when it already holds results without ``--resume``; with ``--resume``,
+- every ``OUT/<method>/seed<k>/``: refused when it already holds results without ``--resume``
+  (`run_folder.refuse_existing`, the one such check); with ``--resume``,
   its ``config.json`` must match the settings (`run_state`) unless ``--resume-override``, and a missing
   ``metrics.csv`` must be rebuildable from the checkpoint.
 """
@@ -27,6 +33,7 @@ from typing import Any
 
 from ckda_avalanche.runner.config import RunConfig, get_preset
 from ckda_avalanche.runner.overrides import ConfigError, apply_overrides, load_config_file
+from ckda_avalanche.runner.variants import ResolvedMethod, base_method, check_known_method, resolve_methods
 
 __all__ = ["MAX_SEED", "PROTOCOLS", "load_run_config", "validate_run", "validate_run_config"]
 
@@ -95,29 +102,21 @@ def load_run_config(preset: str, config_file: str | os.PathLike[str] | None) -> 
     return config
 
 
-def _base_method(name: str) -> str:
-    return name.split("[", 1)[0]  # method variants ("ckda[no_msp]") take the base method's overrides
-
-
 def _check_method_overrides(config: RunConfig, methods: Sequence[str], where: str | None) -> None:
-    from ckda_avalanche.runner.session_runner import method_config
-    from ckda_avalanche.strategies import METHOD_CONFIGS, STRATEGIES
+    """The entries of ``method_overrides`` name methods that are run and have settings (the values of those that
+    are run were applied, and so checked, when the methods were resolved)."""
+    from ckda_avalanche.strategies import METHOD_CONFIGS
 
-    running = sorted({_base_method(m) for m in methods})
+    running = sorted({base_method(m) for m in methods})
     for method in config.method_overrides:
         field = f"method_overrides.{method}"
-        if method not in STRATEGIES:
-            raise _prefixed(where, f"{field}: unknown method {method!r}; expected one of {sorted(STRATEGIES)}")
+        check_known_method(method, f"{where}: {field}" if where else field)
         if method not in METHOD_CONFIGS:
             raise _prefixed(where, f"{field}: method {method!r} has no settings to override (methods with "
                                    f"settings: {sorted(METHOD_CONFIGS)})")
         if method not in running:
             raise _prefixed(where, f"{field}: {method!r} is not among the methods being run {running}; remove the "
                                    f"entry or add the method to --methods")
-        try:
-            method_config(method, config)
-        except ConfigError as exc:
-            raise _prefixed(where, str(exc)) from None
 
 
 def _check_out(out: Path) -> None:
@@ -167,34 +166,27 @@ def _check_pretrained(config: RunConfig, where: str) -> None:
                           f"({type(exc).__name__}: {text})") from None
 
 
-def _check_run_dirs(config: RunConfig, methods: Sequence[str], seeds: Sequence[int], out: Path, *, resume: bool,
-                    override: bool) -> None:
-    from ckda_avalanche.runner.run_state import resume_config_problem
-    from ckda_avalanche.runner.session_runner import CHECKPOINT, METRICS, RunSpec, config_record, method_config
+def _check_run_dirs(config: RunConfig, methods: Sequence[ResolvedMethod], seeds: Sequence[int], out: Path, *,
+                    resume: bool, override: bool) -> None:
+    from ckda_avalanche.runner.run_folder import holds_run, refuse_existing
+    from ckda_avalanche.runner.run_state import CHECKPOINT, METRICS, config_record, resume_config_problem
 
     for method in methods:
         for seed in seeds:
-            run_dir = out / method / f"seed{seed}"
+            run_dir = out / method.name / f"seed{seed}"
             if run_dir.exists() and not run_dir.is_dir():
-                raise ConfigError(f"{run_dir}: is a file; expected the run folder of {method} seed {seed}")
-            ckpt, csv_path = run_dir / CHECKPOINT, run_dir / METRICS
-            if not (ckpt.exists() or csv_path.exists()):
+                raise ConfigError(f"{run_dir}: is a file; expected the run folder of {method.name} seed {seed}")
+            if not holds_run(run_dir):
                 continue
-            if not resume:
-                raise ConfigError(f"{run_dir}: already holds a run; pass --resume to continue it, or choose "
-                                  f"another --out")
+            refuse_existing(run_dir, resume=resume)
+            ckpt, csv_path = run_dir / CHECKPOINT, run_dir / METRICS
             if not ckpt.exists():
                 continue  # the first session never finished: it starts over
             if not override:
-                try:
-                    method_cfg = method_config(method, config)
-                except ValueError:
-                    method_cfg = None  # a method name this function does not resolve: run_single checks later
-                else:
-                    spec = RunSpec(method=method, seed=seed, run_name=out.name, run_dir=run_dir, config=config)
-                    problem = resume_config_problem(run_dir, config_record(spec, method_cfg))
-                    if problem:
-                        raise ConfigError(problem)
+                record = config_record(method, seed=seed, run_name=out.name, config=config)
+                problem = resume_config_problem(run_dir, record)
+                if problem:
+                    raise ConfigError(problem)
             if not csv_path.exists():
                 state = _read_json(run_dir / "state.json")
                 if state is not None and int(state.get("sessions_done", 0)) > 0 and not state.get(
@@ -245,8 +237,11 @@ def validate_run(
     synthetic_dir: str | os.PathLike[str] | None = None, resume: bool = False, override: bool = False,
     config_file: str | os.PathLike[str] | None = None, pretrained_flag: str | None = None, device: str = "auto",
     formats: Sequence[str] = ("png",),
-) -> None:
-    """Check everything a ``ckda run`` needs before it trains (see the module docstring); raise `ConfigError`."""
+) -> list[ResolvedMethod]:
+    """Check everything a ``ckda run`` needs before it trains (see the module docstring); raise `ConfigError`.
+
+    Returns the resolved methods, in the order of ``methods`` (canonical names: ``ckda[no_merge+no_cka]`` comes back
+    as ``ckda[no_cka+no_merge]``)."""
     where = None if config_file is None else str(config_file)
     validate_run_config(config, where=where)
     if override and not resume:
@@ -257,10 +252,8 @@ def validate_run(
     repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
     if repeated:
         raise ConfigError(f"--seeds: seed {repeated[0]} given twice")
+    resolved = resolve_methods(methods, config.method_overrides, where="--methods", source=where)
     _check_method_overrides(config, methods, where)
-    from ckda_avalanche.runner.variants import resolve_methods
-
-    resolve_methods(methods, config.method_overrides)  # variants such as ckda[no_msp]: fields and values
     out_path = Path(out)
     _check_out(out_path)
     _check_device(device)
@@ -270,4 +263,5 @@ def validate_run(
         source = (f"--pretrained {pretrained_flag}" if pretrained_flag
                   else f"{where}: pretrained" if where else f"pretrained {config.pretrained}")
         _check_pretrained(config, source)
-    _check_run_dirs(config, methods, [int(s) for s in seeds], out_path, resume=resume, override=override)
+    _check_run_dirs(config, resolved, [int(s) for s in seeds], out_path, resume=resume, override=override)
+    return resolved

@@ -46,7 +46,8 @@ from ckda_avalanche.strategies.ckda_config import ABLATION_FLAGS, CKDA_VARIANT_A
 
 __all__ = [
     "ABLATION_METHODS", "QUIRK_METHODS", "READING_METHODS", "SHORTHANDS", "VARIANT_ALIASES", "ResolvedMethod",
-    "base_method", "parse_method_list", "resolve_method", "resolve_methods", "split_method",
+    "base_method", "check_known_method", "model_overrides", "parse_method_list", "resolve_method", "resolve_methods",
+    "split_method", "stream_overrides",
 ]
 
 VARIANT_ALIASES: dict[str, dict[str, dict[str, Any]]] = {"ckda": CKDA_VARIANT_ALIASES}
@@ -89,6 +90,28 @@ def split_method(name: str) -> tuple[str, tuple[str, ...]]:
 def base_method(name: str) -> str:
     """The method a (possibly variant) name runs: ``"ckda[no_msp]"`` -> ``"ckda"``."""
     return split_method(name)[0]
+
+
+def check_known_method(base: str, where: str) -> None:
+    """`ConfigError` ``<where>: unknown method <base>; available: ...`` unless ``base`` is a registered method: the
+    one check of a method name (``--methods``, ``method_overrides``, a run's ``config.json``)."""
+    from ckda_avalanche.strategies.registry import registered_methods
+
+    known = registered_methods()
+    if base not in known:
+        raise ConfigError(f"{where}: unknown method {base!r}; available: {', '.join(sorted(known))}")
+
+
+def stream_overrides(method_cfg: Any | None) -> dict[str, Any]:
+    """Stream-level switches a method config asks for (CKDA's published data quirks), else none."""
+    get = getattr(method_cfg, "stream_overrides", None)
+    return dict(get()) if callable(get) else {}
+
+
+def model_overrides(method_cfg: Any | None) -> dict[str, Any]:
+    """Model-level switches a method config asks for (e.g. CKDA's ``no_msp`` -> ``use_msp=False``), else none."""
+    get = getattr(method_cfg, "model_overrides", None)
+    return dict(get()) if callable(get) else {}
 
 
 def parse_method_list(text: str) -> list[str]:
@@ -136,6 +159,15 @@ class ResolvedMethod:
     config: Any | None
     """The method's config dataclass with ``method_overrides[base]`` and the variant applied; None for methods
     without a config (e.g. ``finetune``)."""
+    stream: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Stream-level switches of the config (keyword arguments of ``vi_lreid_benchmark``; `stream_overrides`)."""
+    model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Model-level switches of the config (``config_overrides`` of ``create_model``; `model_overrides`)."""
+
+
+def _resolved(name: str, base: str, overrides: dict[str, Any], config: Any | None) -> ResolvedMethod:
+    return ResolvedMethod(name=name, base=base, overrides=overrides, config=config,
+                          stream=stream_overrides(config), model=model_overrides(config))
 
 
 def _parse_value(text: str, annotation: Any) -> Any:
@@ -168,23 +200,25 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def resolve_method(name: str, base_overrides: Mapping[str, Any] | None = None) -> ResolvedMethod:
+def resolve_method(name: str, base_overrides: Mapping[str, Any] | None = None, *, where: str | None = None,
+                   source: str | None = None) -> ResolvedMethod:
     """Resolve ``name`` (a method or a variant) to its canonical name and config; errors raise `ConfigError`.
 
-    ``base_overrides`` are ``RunConfig.method_overrides[base]`` (applied before the variant's items).
+    ``base_overrides`` are ``RunConfig.method_overrides[base]`` (applied before the variant's items). ``where``
+    names the origin of ``name`` in an unknown-method error (default ``method '<name>'``); ``source`` (the config
+    file) prefixes errors of ``base_overrides``.
     """
-    from ckda_avalanche.strategies import METHOD_CONFIGS, STRATEGIES
+    from ckda_avalanche.strategies import METHOD_CONFIGS
 
     base, items = split_method(name)
-    if base not in STRATEGIES:
-        raise ConfigError(f"method {name!r}: unknown method {base!r}; available: {sorted(STRATEGIES)}")
+    check_known_method(base, where or f"method {name!r}")
     if base not in METHOD_CONFIGS:
         if items:
             raise ConfigError(f"method {name!r}: {base!r} has no config dataclass, so it has no variants "
                               f"(methods with one: {sorted(METHOD_CONFIGS)})")
         if base_overrides:
-            raise ConfigError(f"method_overrides.{base}: method {base!r} has no configuration to override")
-        return ResolvedMethod(name=base, base=base, overrides={}, config=None)
+            raise ConfigError(f"{_field(source, base)}: method {base!r} has no configuration to override")
+        return _resolved(base, base, {}, None)
     cls = METHOD_CONFIGS[base]
     hints = typing.get_type_hints(cls)
     fields = sorted(f.name for f in dataclasses.fields(cls) if f.init)
@@ -215,11 +249,16 @@ def resolve_method(name: str, base_overrides: Mapping[str, Any] | None = None) -
                                   "--config method_overrides instead")
             values[field_name] = value
     try:
-        config = apply_overrides(cls(), dict(base_overrides or {}), where=f"method_overrides.{base}")
-        config = apply_overrides(config, values, where=f"method {name!r}: {cls.__name__}")
+        config = apply_overrides(cls(), dict(base_overrides or {}), where=_field(source, base))
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:  # the dataclass's own validation (__post_init__)
+        raise ConfigError(f"{_field(source, base)}: {exc}") from exc
+    try:
+        config = apply_overrides(config, values, where=f"method {name!r}: {cls.__name__}")
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"method {name!r}: {exc}") from exc
     overrides = {field_name: getattr(config, field_name) for field_name in values}
     labels = []
@@ -230,16 +269,22 @@ def resolve_method(name: str, base_overrides: Mapping[str, Any] | None = None) -
             value = overrides[field_name]
             labels.append(key if value is True else f"{key}={_format_value(value)}")
     canonical = format_method_name(base, labels)
-    return ResolvedMethod(name=canonical, base=base, overrides=overrides, config=config)
+    return _resolved(canonical, base, overrides, config)
 
 
-def resolve_methods(names: Sequence[str], method_overrides: Mapping[str, Mapping[str, Any]] | None = None
-                    ) -> list[ResolvedMethod]:
-    """Resolve every name of a run; two names with the same canonical name or the same config are an error."""
+def _field(source: str | None, base: str) -> str:
+    return f"{source}: method_overrides.{base}" if source else f"method_overrides.{base}"
+
+
+def resolve_methods(names: Sequence[str], method_overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+                    where: str | None = None, source: str | None = None) -> list[ResolvedMethod]:
+    """Resolve every name of a run; two names with the same canonical name or the same config are an error.
+
+    ``where`` and ``source`` as for `resolve_method` (``ckda run`` passes ``--methods`` and its ``--config``)."""
     overrides = dict(method_overrides or {})
     resolved: list[ResolvedMethod] = []
     for name in names:
-        method = resolve_method(name, overrides.get(base_method(name)))
+        method = resolve_method(name, overrides.get(base_method(name)), where=where, source=source)
         for other, earlier in zip(names, resolved):
             if earlier.base == method.base and (earlier.name == method.name or earlier.config == method.config):
                 raise ConfigError(f"methods {other!r} and {name!r} resolve to the same configuration "

@@ -430,7 +430,7 @@ class _FakeRay:
                 return self
 
             def remote(self, task):
-                return f"ref-{task.method}-{task.seed}"
+                return f"ref-{task.name}-{task.seed}"
 
         return Remote()
 
@@ -451,14 +451,14 @@ def test_sigterm_under_ray_cancels_the_tasks_and_shuts_ray_down(tmp_path, monkey
     from ckda_avalanche.runner.config import get_preset
     from ckda_avalanche.runner.executors import ExecutorOptions
     from ckda_avalanche.runner.faults import SigtermInterrupt, sigterm_as_interrupt
-    from ckda_avalanche.runner.run_task import RunTask
+    from ckda_avalanche.runner.task import RunTask
 
     fake = _FakeRay()
     monkeypatch.setattr(ray_executor, "_ray", lambda: fake)
     monkeypatch.setattr(ray_executor, "check_resources", lambda options: None)
     monkeypatch.setattr(ray_executor, "check_shared_paths", lambda out, data: None)
-    tasks = [RunTask(method="finetune", seed=s, run_name="r", run_dir=tmp_path / "r" / "finetune" / f"seed{s}",
-                     config=get_preset("test"), data_root=tmp_path) for s in (0, 1)]
+    tasks = [RunTask.create("finetune", s, tmp_path / "r" / "finetune" / f"seed{s}", get_preset("test"),
+                            data_root=tmp_path) for s in (0, 1)]
     with sigterm_as_interrupt():  # as in the `ckda` command
         cli_handler = signal.getsignal(signal.SIGTERM)
         with pytest.raises(SigtermInterrupt):

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 
 from ckda_avalanche.benchmarks.cache_budget import per_run_cache_limit
-from ckda_avalanche.runner import run_task
+from ckda_avalanche.runner.execute import build_benchmark
+from ckda_avalanche.runner.task import RunTask
 from ckda_avalanche.runner.config import get_preset
 from ckda_avalanche.runner.executors import ExecutorOptions
 from ckda_avalanche.runner.ray_executor import runs_per_node
@@ -47,8 +48,9 @@ def test_packed_run_benchmark_gets_its_share(monkeypatch, tmp_path):
 
     monkeypatch.setattr("ckda_avalanche.benchmarks.streams.vi_lreid_benchmark", fake_stream)
     monkeypatch.setenv("CKDA_DATA_CACHE_LIMIT", "12G")
-    run_task.build_benchmark(get_preset("test"), "finetune", tmp_path, runs_per_node=3)
+    build_benchmark(RunTask.create("finetune", 0, tmp_path / "r", get_preset("test"), data_root=tmp_path,
+                                    runs_per_node=3))
     assert seen["cache_limit_bytes"] == 4 * 2**30
     seen.clear()
-    run_task.build_benchmark(get_preset("test"), "finetune", tmp_path)
+    build_benchmark(RunTask.create("finetune", 0, tmp_path / "r", get_preset("test"), data_root=tmp_path))
     assert "cache_limit_bytes" not in seen  # alone on the node: the stream's own default (the whole budget)

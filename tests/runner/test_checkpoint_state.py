@@ -15,7 +15,9 @@ from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.models import get_model_config
 from ckda_avalanche.runner import session_runner
 from ckda_avalanche.runner.config import get_preset
-from ckda_avalanche.runner.session_runner import CHECKPOINT, METRICS, RunSpec, run_single
+from ckda_avalanche.runner.run_state import CHECKPOINT, METRICS
+from ckda_avalanche.runner.session_runner import run_single
+from ckda_avalanche.runner.task import RunTask
 
 pytestmark = pytest.mark.filterwarnings("ignore:No loggers specified")
 
@@ -37,10 +39,10 @@ def test_legacy_checkpoint_resumes_like_the_uninterrupted_run(tmp_path, monkeypa
     benchmark = vi_lreid_benchmark(tmp_path / "data", datasets=config.datasets, protocol=config.protocol,
                                    img_size=img_size)
 
-    def spec(name):
-        return RunSpec(method="ckda", seed=0, run_name="run", run_dir=tmp_path / name, config=config)
+    def spec(name, resume=False):
+        return RunTask.create("ckda", 0, tmp_path / name, config, run_name="run", resume=resume, device="cpu")
 
-    reference = run_single(spec("reference"), benchmark, resume=False, device="cpu", progress=False)
+    reference = run_single(spec("reference"), benchmark)
 
     write_json = session_runner.atomic_write_json
 
@@ -51,7 +53,7 @@ def test_legacy_checkpoint_resumes_like_the_uninterrupted_run(tmp_path, monkeypa
 
     monkeypatch.setattr(session_runner, "atomic_write_json", stop_after_first_checkpoint)
     with pytest.raises(_Stop):
-        run_single(spec("killed"), benchmark, resume=False, device="cpu", progress=False)
+        run_single(spec("killed"), benchmark)
     monkeypatch.undo()
 
     path = tmp_path / "killed" / CHECKPOINT
@@ -66,7 +68,7 @@ def test_legacy_checkpoint_resumes_like_the_uninterrupted_run(tmp_path, monkeypa
     checkpoint["metric"] = [metric]
     checkpoint["strategy"] = {k: v for k, v in state.items() if k not in ("clock", "evaluator")}
     torch.save(checkpoint, path)
-    resumed = run_single(spec("killed"), benchmark, resume=True, device="cpu", progress=False)
+    resumed = run_single(spec("killed", resume=True), benchmark)
     assert resumed == tmp_path / "killed" / METRICS
     expected, got = _scores(reference), _scores(resumed)
     assert (expected.metric == "forgetting/mAP").any() and sorted(set(expected.train_exp)) == [1, 2]

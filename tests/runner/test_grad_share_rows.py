@@ -18,12 +18,13 @@ class _NoProbe(SupervisedPlugin):
 def _run(root, out, method):
     from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
     from ckda_avalanche.runner.config import TEST
-    from ckda_avalanche.runner.session_runner import RunSpec, run_single
+    from ckda_avalanche.runner.session_runner import run_single
+    from ckda_avalanche.runner.task import RunTask
 
     config = dataclasses.replace(TEST, datasets=("regdb", "sysu"))
     benchmark = vi_lreid_benchmark(root, datasets=config.datasets, img_size=(64, 32))
-    spec = RunSpec(method=method, seed=0, run_name="t", run_dir=out / method / "seed0", config=config)
-    return pd.read_csv(run_single(spec, benchmark, resume=False, device="cpu", progress=False))
+    task = RunTask.create(method, 0, out / method / "seed0", config, run_name="t", device="cpu")
+    return pd.read_csv(run_single(task, benchmark))
 
 
 def test_probe_writes_shares_and_leaves_training_unchanged(tiny_synthetic_root, tmp_path, monkeypatch):

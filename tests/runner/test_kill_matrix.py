@@ -64,18 +64,20 @@ def _driver(root: Path, work: Path) -> None:
     from ckda_avalanche.models import get_model_config
     from ckda_avalanche.runner.config import get_preset
     from ckda_avalanche.runner.overrides import apply_overrides
-    from ckda_avalanche.runner.session_runner import RunSpec, method_config, run_single, stream_overrides
+    from ckda_avalanche.runner.session_runner import run_single
+    from ckda_avalanche.runner.task import RunTask
 
     config = apply_overrides(get_preset("test"), {"datasets": ["regdb", "sysu"], "synthetic_scale": 0.15}, where="")
+    method = RunTask.create(METHOD, SEED, work, config).method
     benchmark = vi_lreid_benchmark(root, datasets=config.datasets, protocol=config.protocol,
                                    img_size=tuple(get_model_config(config.model).img_size),
-                                   **stream_overrides(method_config(METHOD, config)))
+                                   **method.stream)
 
     def run(folder: Path, *, resume: bool, kill_at: str | None = None) -> None:
         if kill_at is not None:
             os.environ["CKDA_KILL_AT"] = kill_at
-        spec = RunSpec(method=METHOD, seed=SEED, run_name=RUN, run_dir=folder, config=config)
-        run_single(spec, benchmark, resume=resume, progress=False)
+        run_single(RunTask(method=method, seed=SEED, run_dir=folder, config=config, run_name=RUN, resume=resume),
+                   benchmark)
 
     run(work / "reference", resume=False)
     results = {}

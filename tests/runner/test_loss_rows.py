@@ -9,12 +9,13 @@ import pandas as pd
 def test_run_writes_loss_rows_per_session(tiny_synthetic_root, tmp_path):
     from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
     from ckda_avalanche.runner.config import TEST
-    from ckda_avalanche.runner.session_runner import RunSpec, run_single
+    from ckda_avalanche.runner.session_runner import run_single
+    from ckda_avalanche.runner.task import RunTask
 
     config = dataclasses.replace(TEST, datasets=("regdb", "sysu"))
     benchmark = vi_lreid_benchmark(tiny_synthetic_root, datasets=config.datasets, img_size=(64, 32))
-    spec = RunSpec(method="ckda", seed=0, run_name="t", run_dir=tmp_path / "ckda" / "seed0", config=config)
-    frame = pd.read_csv(run_single(spec, benchmark, resume=False, device="cpu", progress=False))
+    task = RunTask.create("ckda", 0, tmp_path / "ckda" / "seed0", config, run_name="t", device="cpu")
+    frame = pd.read_csv(run_single(task, benchmark))
     loss = frame[frame.metric.str.startswith("loss/")]
     by_session = {exp: set(rows.metric) for exp, rows in loss.groupby("train_exp")}
     base = {"loss/identity", "loss/triplet", "loss/cent", "loss/cross"}

@@ -77,7 +77,7 @@ def test_config_errors_name_the_field(tmp_path):
 def test_cli_pretrain_and_the_pretrained_flag(tmp_path, capsys):
     import argparse
 
-    from ckda_avalanche.cli import _resolve_config
+    from ckda_avalanche.runner.driver import resolve_config
 
     out = tmp_path / "cli.safetensors"
     assert main(["pretrain", "--out", str(out), "--model", "test", "--num-ids", "20", "--steps", "2",
@@ -89,9 +89,9 @@ def test_cli_pretrain_and_the_pretrained_flag(tmp_path, capsys):
         main(["pretrain", "--out", str(out), "--steps", "abc"])
     assert "--steps: invalid int value: 'abc'" in capsys.readouterr().err
     flags = argparse.Namespace(preset="cpu", config=None, pretrained="none")
-    assert _resolve_config(flags).pretrained is None
+    assert resolve_config(flags).pretrained is None
     flags.pretrained = str(out)
-    assert _resolve_config(flags).pretrained == str(out)
+    assert resolve_config(flags).pretrained == str(out)
 
 
 def test_builtin_weights_validate_for_their_model_and_are_refused_for_another():

@@ -14,8 +14,8 @@ import pytest
 
 from ckda_avalanche.cli import main
 from ckda_avalanche.runner.executors import ExecutorError, ExecutorOptions
-from ckda_avalanche.runner.worker_fault import FAULT_ENV, FaultSpec, FaultSpecError
-from ckda_avalanche.runner.run_task import ATTEMPTS
+from ckda_avalanche.runner.run_state import ATTEMPTS
+from ckda_avalanche.runner.fault_injection import FAULT_ENV, FaultSpec, FaultSpecError
 
 ray = pytest.importorskip("ray")
 

@@ -8,11 +8,13 @@ import json
 import pytest
 
 from ckda_avalanche.benchmarks.reader_options import ReaderOptions
-from ckda_avalanche.cli import build_parser, _resolve_config
+from ckda_avalanche.cli import build_parser
 from ckda_avalanche.runner.config import get_preset
 from ckda_avalanche.runner.overrides import ConfigError
 from ckda_avalanche.runner.run_state import config_changes
-from ckda_avalanche.runner.run_task import build_benchmark
+from ckda_avalanche.runner.driver import resolve_config
+from ckda_avalanche.runner.execute import build_benchmark
+from ckda_avalanche.runner.task import RunTask
 from ckda_avalanche.runner.validate import load_run_config
 
 PUBLISHED = {  # the benchmark protocol's single published setting, written out by hand
@@ -35,7 +37,7 @@ def test_config_file_and_flags_reach_the_readers(tmp_path, tiny_synthetic_root):
                    "  vcm:\n    tracklet_feature: mean\n    frames_per_tracklet: 2\n")
     config = load_run_config("test", cfg)
     assert config.readers.regdb.trial == 3 and config.readers.vcm.tracklet_feature == "mean"
-    benchmark = build_benchmark(config, "finetune", tiny_synthetic_root)
+    benchmark = build_benchmark(RunTask.create("finetune", 0, tmp_path / "r", config, data_root=tiny_synthetic_root))
     regdb, vcm = (e.reid for e in benchmark.test_stream)
     assert vcm.protocol.group_by_tracklet  # mean over the tracklet's frames
     train_vcm = benchmark.train_stream[1].reid.samples
@@ -43,14 +45,16 @@ def test_config_file_and_flags_reach_the_readers(tmp_path, tiny_synthetic_root):
     for s in train_vcm:
         per_tracklet[s.tracklet] = per_tracklet.get(s.tracklet, 0) + 1
     assert set(per_tracklet.values()) == {2}
-    default = build_benchmark(dataclasses.replace(config, readers=ReaderOptions()), "finetune", tiny_synthetic_root)
+    default = build_benchmark(RunTask.create("finetune", 0, tmp_path / "r",
+                                                     dataclasses.replace(config, readers=ReaderOptions()),
+                                                     data_root=tiny_synthetic_root))
     assert {s.path for s in default.train_stream[0].reid.samples} != {s.path for s in
                                                                       benchmark.train_stream[0].reid.samples}
     # flags override the file
     args = build_parser().parse_args(["run", "--preset", "test", "--config", str(cfg), "--out", str(tmp_path / "o"),
                                       "--regdb-trial", "5", "--vcm-tracklet-feature", "frame",
                                       "--llcm-max-train-label", "500", "--vcm-camera-filter"])
-    flagged = _resolve_config(args)
+    flagged = resolve_config(args)
     assert flagged.readers.regdb.trial == 5 and flagged.readers.vcm.tracklet_feature == "frame"
     assert flagged.readers.llcm.max_train_label == 500 and flagged.readers.vcm.camera_filter
     assert flagged.readers.vcm.frames_per_tracklet == 2  # from the file

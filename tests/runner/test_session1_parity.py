@@ -14,7 +14,8 @@ import pytest
 
 from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.runner.config import TEST
-from ckda_avalanche.runner.session_runner import RunSpec, run_single
+from ckda_avalanche.runner.session_runner import run_single
+from ckda_avalanche.runner.task import RunTask
 
 PLAIN_FIRST_SESSION = {"finetune": "finetune", "ewc": "finetune", "lwf": "finetune", "lstkc": "finetune",
                        "dkp": "finetune", "joint": "finetune", "replay": "finetune",
@@ -29,8 +30,8 @@ def session1_scores(tiny_synthetic_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("parity")
     scores = {}
     for method in PLAIN_FIRST_SESSION:
-        spec = RunSpec(method=method, seed=3, run_name="parity", run_dir=out / method / "seed3", config=config)
-        frame = pd.read_csv(run_single(spec, benchmark, resume=False, device="cpu", progress=False))
+        task = RunTask.create(method, 3, out / method / "seed3", config, run_name="parity", device="cpu")
+        frame = pd.read_csv(run_single(task, benchmark))
         frame = frame[(frame.eval_dataset != "-") & ~frame.metric.str.contains("forgetting|bwt", regex=True)]
         scores[method] = frame.set_index(["eval_dataset", "trial", "metric"])["value"].sort_index()
     return scores

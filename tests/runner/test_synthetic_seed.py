@@ -7,7 +7,8 @@ import pytest
 
 import ckda_avalanche.benchmarks.synthetic as synthetic
 from ckda_avalanche.benchmarks.synthetic import SYNTHETIC_VERSION, synthetic_folder
-from ckda_avalanche.cli import _data_root, _resolve_config, build_parser, main
+from ckda_avalanche.cli import build_parser, main
+from ckda_avalanche.runner.driver import data_root, resolve_config
 
 
 def test_folder_name_by_hand():
@@ -35,17 +36,17 @@ def generated(monkeypatch):
 def test_run_synthetic_seed_sets_the_draw_and_its_folder(generated):
     args = build_parser().parse_args(["run", "--preset", "test", "--methods", "finetune", "--out", "x",
                                       "--synthetic-seed", "7"])
-    config = _resolve_config(args)
+    config = resolve_config(args)
     assert config.synthetic_seed == 7
-    root = _data_root(args, config)
+    root = data_root(args, config)
     assert root == Path("data/synthetic") / f"v{SYNTHETIC_VERSION}-seed7-scale{config.synthetic_scale:g}"
     assert generated == [(root, 7, config.synthetic_scale)]
 
 
 def test_explicit_dir_wins_and_default_draw_is_the_presets(generated, tmp_path):
     args = build_parser().parse_args(["ablate", "--preset", "test", "--out", "x", "--synthetic-dir", str(tmp_path)])
-    config = _resolve_config(args)
-    assert config.synthetic_seed == 0 and _data_root(args, config) == tmp_path
+    config = resolve_config(args)
+    assert config.synthetic_seed == 0 and data_root(args, config) == tmp_path
 
 
 def test_data_synth_defaults_to_the_draw_folder(generated, monkeypatch):

@@ -23,8 +23,8 @@ from ckda_avalanche.evaluation import reid_metrics
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins.grad_share import GradShareProbe
 from ckda_avalanche.plugins.loss_terms import LossTermsPlugin
-from ckda_avalanche.runner.session_runner import model_overrides, seed_everything, session_seed
-from ckda_avalanche.runner.variants import resolve_method
+from ckda_avalanche.runner.training import seed_everything, session_seed
+from ckda_avalanche.runner.variants import model_overrides, resolve_method
 from ckda_avalanche.strategies import TrainConfig, get_method, registered_methods
 
 SIZE = (32, 16)

@@ -12,7 +12,7 @@ from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.evaluation import TidyCSVLogger, reid_metrics, tidy_rows_from_csv
 from ckda_avalanche.models import create_model
-from ckda_avalanche.runner.session_runner import seed_everything, session_seed
+from ckda_avalanche.runner.training import seed_everything, session_seed
 from ckda_avalanche.strategies import CKDA, ReIDTemplate, TrainConfig
 from ckda_avalanche.strategies.state import CLOCK_FIELDS, upgrade_legacy_state
 

@@ -103,3 +103,14 @@ def one_modality_identities(dataset: str, samples: Sequence) -> list[DataProblem
                               f"(this is one) and no {lack} image: cross-modality batches need both; add its "
                               f"{lack} images, or remove the identity from the training split"))
     return problems
+
+
+def check_paired_identities(benchmark: object) -> None:
+    """`DatasetProblemsError` (naming the dataset's own identity label and a file) when a training identity of any
+    session of ``benchmark`` has images of one modality only: refused before the first session trains, not at its
+    own session."""
+    for experience in benchmark.train_stream:  # type: ignore[attr-defined]
+        info = experience.reid
+        problems = one_modality_identities(info.dataset, info.samples)
+        if problems:
+            raise DatasetProblemsError(problems)
