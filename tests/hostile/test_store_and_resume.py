@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-import ckda_avalanche.runner.session_runner as session_runner
+import ckda_avalanche.runner.run_folder as run_folder
 from ckda_avalanche.benchmarks.byte_sizes import parse_bytes
 from ckda_avalanche.benchmarks.decoded_store import DecodedStoreWarning
 from ckda_avalanche.benchmarks.image_store import MemoryImageCache, default_cache_limit, shared_memory_cache
@@ -242,7 +242,7 @@ def interrupted(tmp_path_factory, root, config) -> Path:
             raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(session_runner, "kill_point", stop_after_session_1)
+        patch.setattr(run_folder, "kill_point", stop_after_session_1)
         assert _run(out, root, config) == 130
     return out
 

@@ -13,7 +13,7 @@ from ckda_avalanche.evaluation.tidy_logger import is_measured_metric
 from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
 from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.models import get_model_config
-from ckda_avalanche.runner import session_runner
+from ckda_avalanche.runner import run_folder
 from ckda_avalanche.runner.config import get_preset
 from ckda_avalanche.runner.run_state import CHECKPOINT, METRICS
 from ckda_avalanche.runner.session_runner import run_single
@@ -44,14 +44,14 @@ def test_legacy_checkpoint_resumes_like_the_uninterrupted_run(tmp_path, monkeypa
 
     reference = run_single(spec("reference"), benchmark)
 
-    write_json = session_runner.atomic_write_json
+    write_json = run_folder.atomic_write_json
 
     def stop_after_first_checkpoint(path, payload):
         write_json(path, payload)
         if path.name == "state.json" and payload["sessions_done"] == 1:
             raise _Stop
 
-    monkeypatch.setattr(session_runner, "atomic_write_json", stop_after_first_checkpoint)
+    monkeypatch.setattr(run_folder, "atomic_write_json", stop_after_first_checkpoint)
     with pytest.raises(_Stop):
         run_single(spec("killed"), benchmark)
     monkeypatch.undo()

@@ -28,10 +28,10 @@ def _run(root, out, method):
 
 
 def test_probe_writes_shares_and_leaves_training_unchanged(tiny_synthetic_root, tmp_path, monkeypatch):
-    from ckda_avalanche.runner import session_runner
+    from ckda_avalanche.runner import training
 
     probed = _run(tiny_synthetic_root, tmp_path / "with", "ckda")
-    monkeypatch.setattr(session_runner, "GradShareProbe", _NoProbe)
+    monkeypatch.setattr(training, "GradShareProbe", _NoProbe)
     plain = _run(tiny_synthetic_root, tmp_path / "without", "ckda")
 
     scores = ["mAP", "Rank1", "mINP"]

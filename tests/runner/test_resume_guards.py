@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-import ckda_avalanche.runner.session_runner as session_runner
+import ckda_avalanche.runner.run_folder as run_folder
 from ckda_avalanche.cli import main
 from ckda_avalanche.evaluation.tidy_logger import append_extra_rows
 from ckda_avalanche.runner.lock import LOCK_NAME
@@ -49,7 +49,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: P
             raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(session_runner, "kill_point", stop_after_session_1)
+        patch.setattr(run_folder, "kill_point", stop_after_session_1)
         assert _run(out, tiny_synthetic_root, config) == 130
     assert not (out / LOCK_NAME).exists()  # the lock went with the process's exit path
     assert json.loads((out / METHOD / "seed0" / "state.json").read_text())["sessions_done"] == 1
