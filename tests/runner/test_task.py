@@ -12,7 +12,7 @@ from ckda_avalanche.runner import variants
 from ckda_avalanche.runner.config import get_preset
 from ckda_avalanche.runner.overrides import apply_overrides
 from ckda_avalanche.runner.task import RunTask
-from ckda_avalanche.plugins.ewc import EWCConfig
+from ckda_avalanche.strategies.ewc import EWCConfig
 
 
 def test_task_carries_the_resolved_method_and_pickles(tmp_path):
