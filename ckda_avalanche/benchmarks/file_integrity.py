@@ -8,7 +8,8 @@
   when files are swapped between folders, copied over with their old times kept, or edited in place.
 - `torch_file_problem`: ``torch.save`` writes a zip archive whose every record carries a CRC-32 of its bytes, but
   ``torch.load`` does not check them, so a damaged file can load as wrong numbers. This checks every record's CRC-32
-  (Python's ``zipfile``) and says what is wrong, or None.
+  (Python's ``zipfile``) and says what is wrong, or None; `load_checked_torch_file` loads such a file only after it
+  passed that check, with one clear error either way.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["clear_digest_memo", "content_digest", "content_digests", "torch_file_problem"]
+__all__ = ["clear_digest_memo", "content_digest", "content_digests", "load_checked_torch_file", "torch_file_problem"]
 
 _CHUNK = 1 << 20
 _MEMO: dict[str, tuple[tuple[int, ...], str]] = {}
@@ -87,3 +88,19 @@ def torch_file_problem(source: str | os.PathLike[str] | bytes) -> str | None:
     if bad is not None:
         return f"record {bad!r} fails its checksum (the file was damaged after it was written)"
     return None
+
+
+def load_checked_torch_file(path: str | os.PathLike[str], *, what: str, error: type[Exception], damaged_hint: str,
+                            unreadable_hint: str = "", weights_only: bool) -> object:
+    """``torch.load(path)`` on the CPU once every record passed its checksum (`torch_file_problem`). Raises
+    ``error("<path>: damaged <what>, <problem>; <damaged_hint>")`` for a damaged file and ``error("<path>: cannot
+    read the <what> (<exception>)<unreadable_hint>")`` when loading fails."""
+    import torch  # only the callers that load model files pay for it
+
+    problem = torch_file_problem(path)  # torch.load itself ignores the archive's checksums
+    if problem is not None:
+        raise error(f"{path}: damaged {what}, {problem}; {damaged_hint}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file gets one clear message
+        raise error(f"{path}: cannot read the {what} ({exc}){unreadable_hint}") from exc

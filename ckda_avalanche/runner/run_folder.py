@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ckda_avalanche.benchmarks.file_integrity import torch_file_problem
+from ckda_avalanche.benchmarks.file_integrity import load_checked_torch_file
 from ckda_avalanche.runner.atomic import atomic_torch_save, atomic_write_json
 from ckda_avalanche.runner.data_record import check_resume_data, data_record, write_data_record
 from ckda_avalanche.runner.fault_injection import kill_point
@@ -81,14 +81,11 @@ class RunStart:
 
 def read_checkpoint(path: Path, task: RunTask) -> dict[str, Any]:
     """The checkpoint at ``path`` (checksums verified, old layouts converted), refused unless it is ``task``'s."""
-    problem = torch_file_problem(path)  # torch.load itself ignores the archive's checksums
-    if problem is not None:
-        raise RunExistsError(f"{path}: damaged checkpoint, {problem}; restore it from a backup, or delete it to "
-                             f"train this run again from session 1 (--resume then keeps nothing of it)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - a corrupt file gets one clear message
-        raise RunExistsError(f"{path}: cannot read the checkpoint ({exc}); remove it to start this run again") from exc
+    state = load_checked_torch_file(
+        path, what="checkpoint", error=RunExistsError, weights_only=False,
+        damaged_hint="restore it from a backup, or delete it to train this run again from session 1 (--resume then "
+                     "keeps nothing of it)",
+        unreadable_hint="; remove it to start this run again")
     for key in ("strategy", "sessions_done", "train_time_s"):
         if key not in state:
             raise RunExistsError(f"{path}: not a ckda checkpoint (missing {key!r})")

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ckda_avalanche.benchmarks.file_integrity import torch_file_problem
+from ckda_avalanche.benchmarks.file_integrity import load_checked_torch_file
 from ckda_avalanche.runner.atomic import atomic_torch_save
 
 __all__ = ["SESSIONS_DIR", "kept_sessions", "load_session_model", "load_model_weights", "save_session_model",
@@ -61,14 +61,9 @@ def load_session_model(run_dir: str | Path, session: int) -> dict[str, torch.Ten
     path = session_model_path(run_dir, session)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no kept model for session {session}; run with --keep-session-checkpoints")
-    problem = torch_file_problem(path)  # torch.load itself ignores the archive's checksums
-    if problem is not None:
-        raise ValueError(f"{path}: damaged kept session model, {problem}; it cannot be re-scored (train the run "
-                         f"again with --keep-session-checkpoints to recreate it)")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - one clear message for a corrupt file
-        raise ValueError(f"{path}: cannot read the kept session model ({exc})") from exc
+    saved = load_checked_torch_file(
+        path, what="kept session model", error=ValueError, weights_only=True,
+        damaged_hint="it cannot be re-scored (train the run again with --keep-session-checkpoints to recreate it)")
     if not isinstance(saved, dict) or saved.get("sessions_done") != session or "model" not in saved:
         raise ValueError(f"{path}: not a kept model of session {session} (expected keys model, sessions_done)")
     return saved["model"]
