@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import torch
 from avalanche.core import SupervisedPlugin
+from torch import nn
 
 from ckda_avalanche.losses.lstkc import affinity_discrepancy_fusion_weight, rectified_affinity_distillation_loss
 from ckda_avalanche.plugins.grad_share import record_loss_term
@@ -68,6 +69,10 @@ class LSTKCPlugin(SupervisedPlugin):
         """alpha (weight of the new model) used at the end of each session from the second on."""
         self.last_term: float = 0.0
         """Value of the distillation term at the latest iteration."""
+
+    def bind_template(self, model: nn.Module) -> None:
+        """The strategy's model: the old model is saved as "same as the model" while it equals it."""
+        self.old.bind_template(model)
 
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self.old.ensure(strategy.model)

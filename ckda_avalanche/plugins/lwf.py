@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import torch
 from avalanche.core import SupervisedPlugin
+from torch import nn
 
 from ckda_avalanche.losses.lwf import affinity_distillation_loss, logit_distillation_loss
 from ckda_avalanche.plugins.grad_share import record_loss_term
@@ -68,6 +69,10 @@ class ReIDLwFPlugin(SupervisedPlugin):
         """The previous session's model (frozen), the LwF teacher."""
         self.last_term: float = 0.0
         """Value of the distillation term at the latest iteration (for logging and tests)."""
+
+    def bind_template(self, model: nn.Module) -> None:
+        """The strategy's model: the old model is saved as "same as the model" while it equals it."""
+        self.old.bind_template(model)
 
     def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
         self.old.ensure(strategy.model)

@@ -2,7 +2,10 @@
 
 * `OldModelKeeper`: a frozen, eval-mode copy of the model (the LwF / LSTKC teacher, the "old" end of a weight
   fusion), with `state_dict` / `load_state_dict` for the runner's per-session checkpoints (the copy is rebuilt lazily
-  from the live model's architecture, so loading needs no model) and its size in bytes for `memory_report`.
+  from the live model's architecture, so loading needs no model) and its size in bytes for `memory_report`. Right
+  after a session, when checkpoints are written, the copy equals the model (bound with `bind_template`): the state
+  then says ``same_as_model`` instead of holding the same weights twice, and loading rebuilds the copy from the
+  restored model.
 * `extract_features`: one no-grad pass of a model in eval mode over a dataset (test transforms, no shuffling);
   `loader_workers`: the DataLoader workers such a pass uses (the strategy's setting).
 """
@@ -44,12 +47,26 @@ def _classifier_size(state: Mapping[str, torch.Tensor]) -> int:
     return 0 if weight is None else int(weight.shape[0])
 
 
+def same_weights(copy_state: Mapping[str, torch.Tensor], model: nn.Module) -> bool:
+    """Whether ``copy_state`` has exactly ``model``'s tensor names, shapes, dtypes and values."""
+    mine = model.state_dict()
+    if mine.keys() != copy_state.keys():
+        return False
+    return all(mine[name].shape == value.shape and mine[name].dtype == value.dtype
+               and torch.equal(mine[name], value.to(mine[name].device)) for name, value in copy_state.items())
+
+
 class OldModelKeeper:
     """Holds a frozen copy of a model between sessions (None before the first snapshot)."""
 
     def __init__(self) -> None:
         self.model: nn.Module | None = None
         self._pending: dict[str, torch.Tensor] | None = None
+        self._template: nn.Module | None = None
+
+    def bind_template(self, model: nn.Module) -> None:
+        """The live model: a kept copy equal to it is saved as ``same_as_model`` and restored from it."""
+        self._template = model
 
     def snapshot(self, model: nn.Module) -> nn.Module:
         """Replace the kept copy by a frozen copy of ``model``; returns it."""
@@ -81,19 +98,29 @@ class OldModelKeeper:
         return self.model is not None or self._pending is not None
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"model": state dict or None}`` (tensors on CPU)."""
-        if self._pending is not None:
-            return {"model": dict(self._pending)}
-        if self.model is None:
+        """``{"model": state dict or None}`` (tensors on CPU); ``{"model": None, "same_as_model": True}`` when the
+        kept copy equals the bound model (every name, shape, dtype and value)."""
+        if self._pending is None and self.model is None:
             return {"model": None}
-        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+        kept = dict(self._pending) if self._pending is not None else self.model.state_dict()
+        if self._template is not None and same_weights(kept, self._template):
+            return {"model": None, "same_as_model": True}
+        return {"model": {k: v.detach().cpu().clone() for k, v in kept.items()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore from `state_dict`; the copy is rebuilt at the next `ensure`."""
+        """Restore from `state_dict`; the copy is rebuilt at the next `ensure`, except a ``same_as_model`` copy,
+        taken at once from the bound model (restored before the plugins, still as it was when the state was saved)."""
         if "model" not in state:
             raise KeyError("OldModelKeeper.load_state_dict: missing key 'model'")
         self.model = None
-        self._pending = None if state["model"] is None else dict(state["model"])
+        self._pending = None
+        if state.get("same_as_model"):
+            if self._template is None:
+                raise RuntimeError("OldModelKeeper.load_state_dict: the state says 'same_as_model' but no model is "
+                                   "bound; call bind_template(model) after restoring the model")
+            self.model = frozen_copy(self._template)
+        elif state["model"] is not None:
+            self._pending = dict(state["model"])
 
     def num_bytes(self) -> int:
         """Bytes of the kept copy (parameters and buffers), 0 when none."""
