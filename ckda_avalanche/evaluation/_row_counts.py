@@ -1,7 +1,7 @@
 """How many values of each distance row lie below (and up to) given values: the one row-wide step of the ranker.
 
 `rank_chunk` needs, for every true match ``t`` of a query, ``#{k : d_k < d_t}`` and ``#{k : d_k <= d_t}`` over the
-whole gallery row. Two exact ways to get them, with identical results (only counts of values are used, so no tie
+whole gallery row. Three exact ways to get them, with identical results (only counts of values are used, so no tie
 order is involved):
 
 * ``numpy``: one value-only ``np.sort`` of the row and a batched ``torch.searchsorted``. numpy sorts float32 with
@@ -13,9 +13,15 @@ order is involved):
   with a radix sort, whatever the CPU) gives each row's order, and a vectorised binary search over that order (a
   few gathers per value) gives the counts, on cache-sized blocks of rows. It costs about the same on every x86 CPU;
   float64 rows use ``numpy``.
+* ``grouped``: the same keys, but only ONE 16-bit radix pass: each row is ordered by the upper half of its keys, a
+  value's count is the number of keys in the groups below its upper half (binary search over that order) plus the
+  keys of its own group whose lower half is below its lower half (compared element by element, that group only).
+  Distances of real features spread over many groups of a few dozen keys, so this is about a fifth cheaper than
+  ``radix``; rows of few distinct values (large groups) make a block switch to ``radix`` for the rest of the call.
 
-Which one is used is decided once per process, at first use, by timing both on a small random chunk (about 0.1 s),
-unless ``CKDA_RANK_COUNTS=numpy|radix`` names one. `backend()` reports the choice and the probe's timings.
+Which one is used is decided once per process, at first use, by timing all three on a small random chunk (best of
+five interleaved runs, about 0.2 s), unless ``CKDA_RANK_COUNTS=numpy|radix|grouped`` names one. `backend()` reports
+the choice and the probe's timings.
 """
 from __future__ import annotations
 
@@ -26,9 +32,9 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["BACKENDS", "ENV_VAR", "backend", "count_below", "counts_numpy", "counts_radix"]
+__all__ = ["BACKENDS", "ENV_VAR", "backend", "count_below", "counts_grouped", "counts_numpy", "counts_radix"]
 
-BACKENDS: tuple[str, ...] = ("numpy", "radix")
+BACKENDS: tuple[str, ...] = ("numpy", "radix", "grouped")
 """Ways to count (see the module docstring)."""
 ENV_VAR = "CKDA_RANK_COUNTS"
 """Environment variable naming the backend (skips the probe)."""
@@ -52,6 +58,7 @@ def counts_numpy(dist: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
 _NEG_ZERO_KEY = np.uint32(0x7FFFFFFF)  # key of -0.0; +0.0 has the next key, 0x80000000
 _POS_INF_KEY, _NEG_INF_KEY = np.uint32(0xFF800000), np.uint32(0x007FFFFF)
 _BLOCK_ELEMENTS = 1 << 18  # rows per radix block: about 1 MiB of float32 (plus keys and order), cache-sized
+_GROUP_WORK_LIMIT = 1.0  # grouped counts: in-group comparisons per row, in row lengths, above which radix is used
 
 
 def _keys32(x: np.ndarray) -> np.ndarray:
@@ -104,22 +111,82 @@ def _radix_block(dist: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
 def counts_radix(dist: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`counts_numpy` for float32 rows by a 2 x 16-bit radix order and a binary search (other dtypes: numpy),
     in cache-sized blocks of rows."""
+    return _by_blocks(_radix_block, dist, values)
+
+
+def _by_blocks(block_counts, dist: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``block_counts`` over cache-sized blocks of float32 rows (other dtypes and empty rows: `counts_numpy`)."""
     if dist.dtype != np.float32 or dist.shape[1] == 0:
         return counts_numpy(dist, values)
     dist = np.ascontiguousarray(dist)
     values = np.ascontiguousarray(values, dtype=np.float32)
     step = max(1, _BLOCK_ELEMENTS // dist.shape[1])
     if step >= dist.shape[0]:
-        return _radix_block(dist, values)
+        return block_counts(dist, values)
     less = np.empty(values.shape, dtype=np.int64)
     less_equal = np.empty(values.shape, dtype=np.int64)
     for start in range(0, dist.shape[0], step):
         sl = slice(start, start + step)
-        less[sl], less_equal[sl] = _radix_block(dist[sl], values[sl])
+        less[sl], less_equal[sl] = block_counts(dist[sl], values[sl])
     return less, less_equal
 
 
-_COUNTERS = {"numpy": counts_numpy, "radix": counts_radix}
+def _grouped_block(dist: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """`counts_grouped` for one block of rows: each row ordered by the upper 16 bits of its keys (one radix pass);
+    a value's count is the number of keys in the groups below its upper half (binary search) plus the keys of its
+    own group whose lower half is below its lower half (compared element by element, the group only). None when
+    the matched groups are so large that comparing them costs more than the radix order (many tied values)."""
+    if np.isnan(dist).any():
+        raise ValueError(_NAN_MESSAGE)
+    keys = _keys32(dist)
+    halves = keys.view(np.uint16).reshape(*keys.shape, 2)
+    low, high = (halves[..., 0], halves[..., 1]) if np.little_endian else (halves[..., 1], halves[..., 0])
+    high = np.ascontiguousarray(high)
+    order = np.argsort(high, axis=1, kind="stable").reshape(-1)  # 16-bit keys sort by radix: one pass
+    high, low = high.reshape(-1), np.ascontiguousarray(low).reshape(-1)
+    rows, n = dist.shape
+    row_start = (np.arange(rows, dtype=np.int64) * n)[:, None]
+    value_keys = _keys32(values)
+    zero = value_keys == _NEG_ZERO_KEY
+    zero |= value_keys == _NEG_ZERO_KEY + np.uint32(1)
+    # "< v" and "<= v" as "< bound": -0.0 and +0.0 count below -0.0's key, and up to +0.0's key (then + 1)
+    bound = np.concatenate([np.where(zero, _NEG_ZERO_KEY, value_keys),
+                            np.where(zero, _NEG_ZERO_KEY + np.uint32(1), value_keys)], axis=1).astype(np.int64)
+    bound[:, value_keys.shape[1]:] += 1  # key <= k  <=>  key < k + 1 (int64: no overflow)
+    bound_high, bound_low = bound >> 16, bound & 0xFFFF
+    edges = _lower_bound(high, order, row_start, n, np.concatenate([bound_high, bound_high + 1], axis=1),
+                         right=False)
+    start, size = edges[:, :bound.shape[1]], edges[:, bound.shape[1]:] - edges[:, :bound.shape[1]]
+    width = int(size.max(initial=0))
+    if width * bound.shape[1] > _GROUP_WORK_LIMIT * n:  # huge groups (rows of few distinct values): radix order
+        return None
+    offset = np.arange(width)
+    inside = offset < size[..., None]
+    members = row_start[..., None] + order[row_start[..., None] + np.where(inside, start[..., None] + offset, 0)]
+    hit = low[members] < bound_low[..., None]
+    hit &= inside
+    counts = start + np.count_nonzero(hit, axis=-1)
+    return counts[:, :value_keys.shape[1]], counts[:, value_keys.shape[1]:]
+
+
+def counts_grouped(dist: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`counts_numpy` for float32 rows by one 16-bit radix pass that groups each row by the upper half of its keys,
+    and comparisons of the lower halves inside the matched group only (other dtypes: numpy), in cache-sized blocks
+    of rows. Once a block's matched groups are too large (rows of few distinct values), that block and the rest of
+    the call use `counts_radix`'s full order."""
+    state = {"radix": False}
+
+    def block(dist_block: np.ndarray, values_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        counts = None if state["radix"] else _grouped_block(dist_block, values_block)
+        if counts is None:
+            state["radix"] = True
+            return _radix_block(dist_block, values_block)
+        return counts
+
+    return _by_blocks(block, dist, values)
+
+
+_COUNTERS = {"numpy": counts_numpy, "radix": counts_radix, "grouped": counts_grouped}
 
 
 def _probe() -> dict[str, object]:
@@ -127,7 +194,7 @@ def _probe() -> dict[str, object]:
     dist = rng.random((64, 8192), dtype=np.float32)
     values = dist[:, :16].copy()
     best = {name: float("inf") for name in BACKENDS}
-    for _ in range(3):  # interleaved, best of three
+    for _ in range(5):  # interleaved, best of five (the minimum is what a shared machine's noise disturbs least)
         for name in BACKENDS:
             start = time.perf_counter()
             _COUNTERS[name](dist, values)
