@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import platform
 import shutil
@@ -149,6 +150,28 @@ def _ours_name(case: str, n: int, counts: str = "auto") -> str:
     return f"ours evaluate_rank{suffix}, {case} ({n} thread{'s' if n > 1 else ''})"
 
 
+def _write_json(args: argparse.Namespace, cases: dict[str, np.ndarray], chosen: dict[str, object],
+                times: dict[str, list[float]]) -> None:
+    """The run's machine, settings, probe choice, wall and CPU seconds, and the 1-thread speed-ups in CPU seconds."""
+    speedups: dict[str, dict[str, float]] = {}
+    for case in cases:
+        cy_name = f"fast-reid evaluate_cy (Cython), {case} (1 thread)"
+        for counts in args.counts:
+            name = _ours_name(case, 1, counts)
+            if cy_name in CPU_TIMES and name in CPU_TIMES:
+                speedups[f"{case}, counts {counts}"] = {
+                    "min": min(CPU_TIMES[cy_name]) / min(CPU_TIMES[name]),
+                    "median": statistics.median(CPU_TIMES[cy_name]) / statistics.median(CPU_TIMES[name])}
+    payload = {
+        "cpu": cpu_model(), "cpus": os.cpu_count(), "numpy": np.__version__, "torch": torch.__version__,
+        "precision": "float32 distances", "queries": args.queries, "gallery": args.gallery, "repeats": args.repeats,
+        "row_counts_probe": chosen, "wall_s": times, "cpu_s": CPU_TIMES,
+        "speedup_vs_fastreid_cpu_s_1_thread": speedups,
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=3368)
@@ -165,8 +188,9 @@ def main() -> None:
     parser.add_argument("--skip-python", action="store_true", help="skip fast-reid's slow pure-numpy ranker")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--counts", nargs="+", default=["auto"], choices=["auto", *BACKENDS],
-                        help="row-count backends of ours to time (auto: the one the probe chooses; numpy, radix: "
+                        help="row-count backends of ours to time (auto: the one the probe chooses; the others "
                              f"forced through ${ENV_VAR})")
+    parser.add_argument("--json", help="also write the timings and speed-ups (CPU seconds) to this JSON file")
     args = parser.parse_args()
 
     distmat, q_pids, g_pids, q_cams, g_cams = make_input(args.queries, args.gallery, args.ids, args.cams, args.seed)
@@ -249,6 +273,8 @@ def main() -> None:
                 print(f"ours tie-heavy / tie-free, {n} thread(s), counts {counts}: {min(b) / min(a):.2f}x (min), "
                       f"{statistics.median(b) / statistics.median(a):.2f}x (median)")
     print(f"loadavg after={os.getloadavg()[0]:.2f}")
+    if args.json:
+        _write_json(args, cases, chosen, times)
 
     failures = []
     free_case = "tie-free"
