@@ -137,10 +137,29 @@ class ReIDEWCPlugin(SupervisedPlugin):
             merged[name] = value if fresh else self.decay_factor * prev + value
         self.anchors[0], self.fishers[0] = anchor, merged
 
+    def bind_template(self, model: nn.Module) -> None:
+        """The strategy's model: the latest anchor is saved as "same as the model" while it equals its weights."""
+        self._template = model
+
+    def _latest_anchor_is_model(self) -> bool:
+        template = getattr(self, "_template", None)
+        if template is None or not self.anchors:
+            return False
+        weights = template.state_dict()
+        return all(n in weights and weights[n].shape == t.shape and torch.equal(weights[n], t.to(weights[n].device))
+                   for n, t in self.anchors[-1].items())
+
     def state_dict(self) -> dict[str, Any]:
+        """Anchors and Fishers (CPU tensors). The latest anchor is the model's weights at the end of the last session,
+        i.e. the model itself when runner checkpoints are written: it is then saved as its parameter names only
+        (``latest_anchor_names``, with None in its place in ``anchors``) and restored from the restored model.
+        The Fishers and the earlier anchors are not the model's weights and are kept."""
         def cpu(ds: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
             return [{n: t.cpu() for n, t in d.items()} for d in ds]
 
+        if self._latest_anchor_is_model():
+            return {"anchors": [*cpu(self.anchors[:-1]), None], "fishers": cpu(self.fishers),
+                    "latest_anchor_names": list(self.anchors[-1])}
         return {"anchors": cpu(self.anchors), "fishers": cpu(self.fishers)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -149,7 +168,20 @@ class ReIDEWCPlugin(SupervisedPlugin):
                 raise KeyError(f"ReIDEWCPlugin.load_state_dict: missing entry {key!r}")
         if len(state["anchors"]) != len(state["fishers"]):
             raise ValueError("ReIDEWCPlugin.load_state_dict: 'anchors' and 'fishers' have different lengths")
-        self.anchors = [dict(a) for a in state["anchors"]]
+        anchors = list(state["anchors"])
+        names = state.get("latest_anchor_names")
+        if names is not None:
+            template = getattr(self, "_template", None)
+            if template is None or not anchors or anchors[-1] is not None:
+                raise RuntimeError("ReIDEWCPlugin.load_state_dict: the latest anchor is saved as the model's weights, "
+                                   "but no model is bound (bind_template) or 'anchors' does not end with None")
+            weights = template.state_dict()
+            missing = [n for n in names if n not in weights]
+            if missing:
+                raise KeyError(f"ReIDEWCPlugin.load_state_dict: the model has no parameter(s) {missing[:3]} of the "
+                               "saved latest anchor")
+            anchors[-1] = {n: weights[n].detach().clone() for n in names}
+        self.anchors = [dict(a) for a in anchors]
         self.fishers = [dict(f) for f in state["fishers"]]
 
     def memory_report(self) -> dict[str, int]:

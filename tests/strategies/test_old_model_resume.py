@@ -1,6 +1,6 @@
-"""LwF's and LST-KC's old model is, right after a session (when the runner writes its checkpoint), a copy of the model:
-the saved state says so instead of holding the weights twice, and a strategy restored from it continues exactly like
-the uninterrupted one. The reference is the uninterrupted strategy itself (two tiny sessions, `test` model preset);
+"""LwF's and LST-KC's old model, and EWC's latest anchor, are, right after a session (when the runner writes its
+checkpoint), copies of the model's weights: the saved state says so instead of holding the weights twice, and a
+strategy restored from it continues exactly like the uninterrupted one. The reference is the uninterrupted strategy itself (two tiny sessions, `test` model preset);
 the "one copy" check counts the tensor bytes of the serialised state against the model's own state dict."""
 import io
 
@@ -14,11 +14,11 @@ from ckda_avalanche.evaluation import TidyCSVLogger, reid_metrics, tidy_rows_fro
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import OldModelKeeper
 from ckda_avalanche.runner.session_runner import seed_everything, session_seed
-from ckda_avalanche.strategies import LSTKC, LwF, TrainConfig
+from ckda_avalanche.strategies import EWC, LSTKC, LwF, TrainConfig
 
 SIZE = (32, 16)
 DATASETS = ("regdb", "sysu")
-METHODS = {"lwf": LwF, "lstkc": LSTKC}
+METHODS = {"lwf": LwF, "lstkc": LSTKC, "ewc": EWC}
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore:No loggers specified")]
 
@@ -80,17 +80,30 @@ def test_resume_after_session_one_gives_the_uninterrupted_rows_from_one_model_co
     model_bytes = sum(t.numel() * t.element_size() for t in strategy.model.state_dict().values())
     assert model_bytes > 100_000
     assert _nbytes(state["model"]) == model_bytes
-    assert _nbytes(state["plugins"]) == 0  # no second model, no other tensor of that size
-    assert _nbytes(state) < model_bytes * 1.05  # the whole state: one model plus small metric history
     (plugin_state,) = state["plugins"].values()
-    assert plugin_state["old_model"] == {"model": None, "same_as_model": True}
+    if method == "ewc":  # kept: the Fisher of session 1 (not weights); the anchor of session 1 is the model
+        assert _nbytes(plugin_state["anchors"]) == 0 and plugin_state["anchors"] == [None]
+        fisher_bytes = _nbytes(plugin_state["fishers"])
+        assert 0 < fisher_bytes <= model_bytes and _nbytes(state["plugins"]) == fisher_bytes
+        assert _nbytes(state) < model_bytes * 2.05
+    else:
+        assert _nbytes(state["plugins"]) == 0  # no second model, no other tensor of that size
+        assert _nbytes(state) < model_bytes * 1.05  # the whole state: one model plus small metric history
+        assert plugin_state["old_model"] == {"model": None, "same_as_model": True}
 
     fresh = _strategy(method, csv, init_seed=99, mode="append")  # other initial weights: everything must be loaded
     fresh.load_state_dict(state)
     (plugin,) = fresh.stateful_plugins().values()
-    old, saved = plugin.old.model.state_dict(), strategy.model.state_dict()
-    assert old.keys() == saved.keys() and all(torch.equal(old[k], saved[k]) for k in saved)
-    assert not plugin.old.model.training and not any(p.requires_grad for p in plugin.old.model.parameters())
+    saved = strategy.model.state_dict()
+    if method == "ewc":
+        (anchor,) = plugin.anchors
+        (expected_anchor,) = strategy.ewc.anchors
+        assert anchor.keys() == expected_anchor.keys() and len(anchor) > 10
+        assert all(torch.equal(anchor[k], expected_anchor[k]) for k in anchor)
+    else:
+        old = plugin.old.model.state_dict()
+        assert old.keys() == saved.keys() and all(torch.equal(old[k], saved[k]) for k in saved)
+        assert not plugin.old.model.training and not any(p.requires_grad for p in plugin.old.model.parameters())
     _train(fresh, stream, 1)
     fresh.eval(stream.test_stream)
     expected, got = tidy_rows_from_csv(reference_csv), tidy_rows_from_csv(csv)
@@ -126,3 +139,25 @@ def test_a_kept_copy_that_differs_from_the_model_keeps_its_weights_and_restores_
     unbound = OldModelKeeper()
     with pytest.raises(RuntimeError, match="same_as_model.*bind_template"):
         unbound.load_state_dict({"model": None, "same_as_model": True})
+
+
+def test_ewc_keeps_its_latest_anchor_once_the_model_has_moved_on():
+    from ckda_avalanche.plugins import ReIDEWCPlugin
+
+    torch.manual_seed(0)
+    model = create_model("test", num_classes=3, img_size=SIZE)
+    plugin = ReIDEWCPlugin()
+    plugin.bind_template(model)
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    plugin.anchors, plugin.fishers = [weights], [{n: torch.ones_like(t) for n, t in weights.items()}]
+    state = plugin.state_dict()
+    assert state["anchors"] == [None] and state["latest_anchor_names"] == list(weights)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    state = plugin.state_dict()
+    assert "latest_anchor_names" not in state and _nbytes(state["anchors"]) == _nbytes(weights)
+    restored = ReIDEWCPlugin()
+    restored.load_state_dict(state)  # weights saved: no model needed
+    assert all(torch.equal(restored.anchors[0][n], weights[n]) for n in weights)
+    with pytest.raises(RuntimeError, match="no model is bound"):
+        ReIDEWCPlugin().load_state_dict({"anchors": [None], "fishers": [{}], "latest_anchor_names": ["x"]})
