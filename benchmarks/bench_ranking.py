@@ -1,11 +1,14 @@
 """Side-by-side speed of `ckda_avalanche.evaluation.evaluate_rank` and fast-reid's Cython ranker, with and without ties.
 
 Usage:  .venv/bin/python benchmarks/bench_ranking.py [--queries 3368 --gallery 15913 --repeats 5 --threads 1 2
-                                                      --tie-step 0.05 --counts auto numpy radix]
+                                                      --tie-step 0.05 --counts auto numpy radix grouped
+                                                      --json OUT.json]
 
 ``--counts`` times ours with each way of counting a row's values below the match distances
 (`evaluation/_row_counts.py`): ``auto`` (what the one-time probe chooses on this machine), ``numpy`` (numpy's SIMD
-sort) and ``radix`` (a 2 x 16-bit radix order); every variant's results are the same.
+sort), ``radix`` (a 2 x 16-bit radix order) and ``grouped`` (one 16-bit radix pass, then comparisons inside the
+matched group); every variant's results are the same. ``--json`` also writes the machine, the probe's choice, every
+timing and the 1-thread speed-ups in CPU seconds (`results/ranking/bench_ranking.json`).
 
 fast-reid (PyPI name ``fastreid``, version 1.4.0) is downloaded with ``pip download --no-deps`` into a temporary
 folder outside the repository at run time, its ``fastreid/evaluation/rank_cylib`` extension is compiled there with
