@@ -13,7 +13,7 @@ from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.evaluation import TidyCSVLogger, reid_metrics, tidy_rows_from_csv
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import OldModelKeeper
-from ckda_avalanche.runner.session_runner import seed_everything, session_seed
+from ckda_avalanche.runner.training import seed_everything, session_seed
 from ckda_avalanche.strategies import EWC, LSTKC, LwF, TrainConfig
 
 SIZE = (32, 16)
