@@ -132,7 +132,7 @@ def build_claims(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         present = set(runs.loc[runs["protocol"] == protocol, "method"])
         for label, items in READINGS:
             reading_runs = {_arms(c, items)[0] for c in CLAIMS} | {_arms(c, items)[1] for c in CLAIMS
-                                                                   if not c.baseline}
+                                                                   if not (c.baseline or c.worse_has_no_cka)}
             if items and not reading_runs & present:
                 notes.append(f"{protocol} protocol, reading {label!r}: no run (e.g. {variant_name('ckda', items)}); "
                              f"run `ckda run --methods '{variant_name('ckda', items)},"

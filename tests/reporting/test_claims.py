@@ -78,7 +78,11 @@ def test_missing_runs_are_named_not_fatal(make_frame):
     assert _row(table, "s = 10", "mcp")["missing"] == "ckda[no_mcp+sharp_affinity]"
     # CKA switched off: the reading has nothing to act on, so the published-setting run stands for that arm
     assert _row(table, "s = 10", "cka")["worse"] == "ckda[no_cka]"
-    # readings without any run: one note each, no rows
+    # readings without any run: one note each, no rows (the plain ckda[no_cka], which stands in every reading, does
+    # not make a reading "run")
+    frame = _frame(make_frame)
+    extra = frame[frame["method"] == "ckda[no_mcp]"].assign(method="ckda[no_cka]")
+    table, notes = build_claims(pd.concat([frame, extra], ignore_index=True))
     assert set(table["reading"]) == {"published", "s = 10"}
     assert any("s = 100" in n and "ckda[affinity_scale=100]" in n for n in notes)
     assert any("normalised student" in n for n in notes)
