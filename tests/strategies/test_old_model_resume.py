@@ -8,8 +8,6 @@ import pytest
 import torch
 from avalanche.training.plugins import EvaluationPlugin
 
-from ckda_avalanche.benchmarks.streams import vi_lreid_benchmark
-from ckda_avalanche.benchmarks.synthetic import generate_synthetic
 from ckda_avalanche.evaluation import TidyCSVLogger, reid_metrics, tidy_rows_from_csv
 from ckda_avalanche.models import create_model
 from ckda_avalanche.plugins import OldModelKeeper
@@ -24,10 +22,8 @@ pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings(
 
 
 @pytest.fixture(scope="module")
-def stream(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic_old_model")
-    generate_synthetic(root, seed=0, scale=0.05, img_size=SIZE)
-    return vi_lreid_benchmark(root, datasets=DATASETS, img_size=SIZE)
+def stream(two_session_stream):
+    return two_session_stream
 
 
 def _strategy(method, csv, *, init_seed=0, mode="new"):
