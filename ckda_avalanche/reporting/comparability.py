@@ -26,10 +26,12 @@ __all__ = ["COMPARED_FIELDS", "run_settings", "screen_comparable"]
 
 COMPARED_FIELDS: tuple[str, ...] = (
     "model", "pretrained", "train.epochs", "train.epoch_length", "train.equal_iterations", "train.num_identities",
-    "train.num_instances", "synthetic_scale", "synthetic_seed",
+    "train.num_instances", "synthetic_scale",
 )
 """``config.json`` run-config fields (dotted, as in a ``--config`` file) that runs on one board must share: the
-preset's model and pretrained start, the epochs and optimiser-step budget (batch shape, epoch length), the data."""
+preset's model and pretrained start, the epochs and optimiser-step budget (batch shape, epoch length), the data's
+scale. The synthetic draw (``synthetic_seed``) is not one of them: runs of several draws pool on one board as
+replicates (draw x seed), every row names its draw and pairs only within it (`leaderboard`, `draws`)."""
 _RUN_KEYS = ("method", "protocol", "run", "seed")
 _SPECIAL = ("seen_avg", "-")
 _NO_CONFIG = "no config.json"

@@ -107,7 +107,8 @@ def per_run_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def aggregate_runs(runs: pd.DataFrame, *, merge_precisions: bool = False) -> pd.DataFrame:
     """One row per (method, protocol) of `per_run_table` output: ``method``, ``protocol``, ``precision``,
-    ``seeds``, ``sessions`` and ``<value>_mean`` / ``<value>_std`` / ``<value>_ci95`` (half-width of the 95%
+    ``seeds``, ``draws`` (how many synthetic draws), ``draw_ids`` (which, space-separated), ``sessions`` and
+    ``<value>_mean`` / ``<value>_std`` / ``<value>_ci95`` (half-width of the 95%
     interval) for every value column, in (method, protocol) order. Raises ValueError when seeds of a row finished
     different numbers of sessions or repeat, `MixedPrecisionError` when they differ in precision (unless
     ``merge_precisions``)."""
@@ -130,7 +131,9 @@ def aggregate_runs(runs: pd.DataFrame, *, merge_precisions: bool = False) -> pd.
                                                                        group["precision"])},
             merge=merge_precisions)
         row: dict[str, object] = {"method": method, "protocol": protocol, "precision": precision,
-                                  "seeds": len(group), "draws": len(set(draws)), "sessions": int(sessions[0])}
+                                  "seeds": len(group), "draws": len(set(draws)),
+                                  "draw_ids": " ".join(str(d) for d in sorted(set(draws))),
+                                  "sessions": int(sessions[0])}
         for column in value_columns:
             values = group[column].to_numpy(dtype=np.float64)
             row[f"{column}_mean"] = float(np.mean(values)) if not np.isnan(values).all() else float("nan")
@@ -177,6 +180,20 @@ def _duration(mean: float, std: float) -> str:
     return text if math.isnan(std) else f"{mean / scale:.1f} ± {std / scale:.1f} {unit}"
 
 
+def _uneven_draws_note(board: pd.DataFrame) -> str:
+    """A warning line per protocol whose methods were not all run on the same synthetic draws: their means are
+    then over different draws and only the paired differences (common replicates) compare them."""
+    lines = []
+    for protocol, rows in board.groupby("protocol", sort=False):
+        coverage = dict(zip(rows["method"].astype(str), rows["draw_ids"].astype(str)))
+        if len(set(coverage.values())) > 1:
+            listed = "; ".join(f"{m}: {d}" for m, d in coverage.items())
+            lines.append(f"\n**Uneven draws ({protocol})**: the methods were run on different draws ({listed}); "
+                         "their means are over different draws, so compare them by the paired differences, "
+                         "which use only the replicates both have.\n")
+    return "".join(lines)
+
+
 def leaderboard_markdown(board: pd.DataFrame) -> str:
     """Markdown table of `build_leaderboard` output (percent with one decimal; forgetting/BWT in points; the seen
     mAP with its 95% interval, and the paired differences to the leader and the reference)."""
@@ -217,6 +234,8 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
     if "draws" in board.columns and int(board["draws"].max()) > 1:
         note += ("\nSeeds: replicates pooled over synthetic draws (draw x seed); a paired difference pairs the same "
                  "seed of the same draw.\n")
+    if "draw_ids" in board.columns:
+        note += _uneven_draws_note(board)
     precisions = sorted(set(board["precision"].astype(str)))
     if len(precisions) > 1:
         note += (f"\nRows differ in precision ({', '.join(precisions)}): the same command scores differently in "

@@ -10,7 +10,8 @@ import pytest
 
 from ckda_avalanche.evaluation.tidy_logger import TIDY_COLUMNS, append_extra_rows
 from ckda_avalanche.reporting.draws import draw_agreement, kendall_tau_b
-from ckda_avalanche.reporting.leaderboard import build_leaderboard, per_run_table, write_leaderboard
+from ckda_avalanche.reporting.leaderboard import (build_leaderboard, leaderboard_markdown, per_run_table,
+                                                  write_leaderboard)
 from ckda_avalanche.reporting.tidy_data import load_tidy
 
 
@@ -102,3 +103,42 @@ def test_bad_draw_values_are_named(make_frame):
     frame = make_frame({("a", 0): _seen(0.5)}).assign(draw="x")
     with pytest.raises(ValueError, match="column draw must hold integers"):
         load_tidy(frame)
+
+
+def _full_config(draw):
+    """A ``config.json`` as ``ckda run`` writes it: every compared setting present, only the draw varies."""
+    train = {"epochs": 12, "epoch_length": "identities", "equal_iterations": True, "num_identities": 8,
+             "num_instances": 4}
+    return {"run_config": {"model": "vit_small_cpu", "pretrained": "synthetic", "train": train,
+                           "synthetic_scale": 1.0, "synthetic_seed": draw}}
+
+
+def test_run_folders_of_two_draws_pool_on_one_board(make_frame, tmp_path):
+    # the same preset on draws 0 and 7: nothing is left out as "not comparable", the board counts 2 x 2
+    # replicates per method and ends with the order agreement
+    for draw, folder in ((0, tmp_path / "default"), (7, tmp_path / "draw7")):
+        for method, base in (("a", 0.6), ("b", 0.4)):
+            for seed in (0, 1):
+                run = folder / method / f"seed{seed}"
+                rows = make_frame({(method, seed): _seen(base + 0.01 * seed + 0.001 * draw)}).to_dict("records")
+                append_extra_rows(run / "metrics.csv", rows)
+                (run / "config.json").write_text(json.dumps(_full_config(draw)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a run left out would raise RunLeftOutWarning here
+        frame = load_tidy([tmp_path / "default", tmp_path / "draw7"])
+    assert sorted(frame["draw"].unique()) == [0, 7]
+    _, md_path = write_leaderboard(frame, tmp_path / "board")
+    board = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("method")
+    assert board.loc["a", "seeds"] == 4 and board.loc["a", "draws"] == 2 and board.loc["a", "draw_ids"] == "0 7"
+    text = md_path.read_text()
+    assert "4 (2 draws)" in text and "Uneven draws" not in text
+
+
+def test_methods_on_different_draws_are_flagged(make_frame):
+    # b ran on draw 0 only: its mean is over another set of draws than a's, and the board says so
+    frame = _two_draws(make_frame, {"a": (0.60, 0.66), "b": (0.40, 0.41), "c": (0.20, 0.25)})
+    frame = frame[~((frame["method"] == "b") & (frame["draw"] == 7))]
+    board = build_leaderboard(frame)
+    assert dict(zip(board["method"], board["draw_ids"])) == {"a": "0 7", "b": "0", "c": "0 7"}
+    note = leaderboard_markdown(board)
+    assert "Uneven draws (paper)" in note and "b: 0;" in note and "a: 0 7" in note
