@@ -12,7 +12,8 @@ A *claim* says that one arm beats another: CKDA with a component beats CKDA with
 
 *Readings.* The published setting is the plain method names (``ckda``, ``ckda[no_msp]``, ...). docs/method.md §4
 names alternative readings of CKA (`READINGS`): the sharper affinity s = 10 (``sharp_affinity``), the affinity
-helper's own default s = 100 (``affinity_scale=100``) and the normalised student feature (``normalized_student``).
+helper's own default s = 100 (``affinity_scale=100``), the normalised student feature (``normalized_student``)
+and the last two together at s = 10.
 Under a reading, both CKDA arms carry the reading's items (``ckda[sharp_affinity]`` against
 ``ckda[no_msp+sharp_affinity]``; variant names in the canonical spelling of `ckda_avalanche.method_names`: items
 sorted, joined by ``+``); a baseline arm has no CKDA reading and stays the plain baseline, and so does
@@ -89,6 +90,7 @@ READINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("s = 10", ("sharp_affinity",)),
     ("s = 100", ("affinity_scale=100",)),
     ("normalised student", ("normalized_student",)),
+    ("normalised student, s = 10", ("normalized_student", "sharp_affinity")),
 )
 """(label, variant items every CKDA arm carries) of the published setting and each alternative reading."""
 

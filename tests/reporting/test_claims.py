@@ -118,3 +118,19 @@ def test_cli_writes_csv_and_markdown(make_frame, tmp_path, capsys):
     assert "| MSP helps | ckda | ckda[no_msp] | 3 | +7.3 [+1.1, +13.6] | supported |" in markdown
     assert "missing: finetune" in markdown
     assert (tmp_path / "out" / "claims.csv").read_text().startswith("protocol,reading,claim,")
+
+
+def test_the_combined_reading_puts_both_items_on_every_ckda_arm(make_frame):
+    # normalised student at s = 10: ckda[normalized_student+sharp_affinity] against
+    # ckda[inter_only+normalized_student+sharp_affinity]; CKA switched off stays the plain ckda[no_cka]
+    combined = "ckda[normalized_student+sharp_affinity]"
+    scores = {(m, s): _seen(v[s]) for m, v in SEEN.items() for s in range(3)}
+    scores.update({(combined, s): _seen(0.5 + 0.01 * s) for s in range(3)})
+    scores.update({("ckda[no_cka]", s): _seen(0.45 + 0.02 * s) for s in range(3)})
+    table, _ = build_claims(make_frame(scores))
+    cka = _row(table, "normalised student, s = 10", "cka")
+    assert (cka["better"], cka["worse"]) == (combined, "ckda[no_cka]")
+    mean, low, high = _interval([0.05, 0.04, 0.03])
+    assert cka["diff_seen_mAP"] == pytest.approx(mean) and cka["diff_low"] == pytest.approx(low)
+    assert _row(table, "normalised student, s = 10", "cka_intra")["missing"] == (
+        "ckda[inter_only+normalized_student+sharp_affinity]")
