@@ -108,10 +108,9 @@ def per_run_table(df: pd.DataFrame) -> pd.DataFrame:
 def aggregate_runs(runs: pd.DataFrame, *, merge_precisions: bool = False) -> pd.DataFrame:
     """One row per (method, protocol) of `per_run_table` output: ``method``, ``protocol``, ``precision``,
     ``seeds``, ``draws`` (how many synthetic draws), ``draw_ids`` (which, space-separated), ``sessions`` and
-    ``<value>_mean`` / ``<value>_std`` / ``<value>_ci95`` (half-width of the 95%
-    interval) for every value column, in (method, protocol) order. Raises ValueError when seeds of a row finished
-    different numbers of sessions or repeat, `MixedPrecisionError` when they differ in precision (unless
-    ``merge_precisions``)."""
+    ``<value>_mean`` / ``<value>_std`` / ``<value>_ci95`` (half-width of the 95% interval) for every value column,
+    in (method, protocol) order. Raises ValueError when seeds of a row finished different numbers of sessions or
+    repeat, `MixedPrecisionError` when they differ in precision (unless ``merge_precisions``)."""
     value_columns = [c for c in runs.columns if c not in RUN_COLUMNS]
     rows = []
     for (method, protocol), group in runs.groupby(["method", "protocol"], sort=True):
