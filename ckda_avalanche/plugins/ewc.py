@@ -31,6 +31,7 @@ from torch import nn
 
 from ckda_avalanche.losses.ewc import FisherAccumulator, ewc_penalty
 from ckda_avalanche.plugins.grad_share import record_loss_term
+from ckda_avalanche.plugins.same_weights import same_weights
 from ckda_avalanche.plugins.settings import check_choice
 
 __all__ = ["ReIDEWCPlugin", "check_ewc_settings"]
@@ -145,9 +146,7 @@ class ReIDEWCPlugin(SupervisedPlugin):
         template = getattr(self, "_template", None)
         if template is None or not self.anchors:
             return False
-        weights = template.state_dict()
-        return all(n in weights and weights[n].shape == t.shape and torch.equal(weights[n], t.to(weights[n].device))
-                   for n, t in self.anchors[-1].items())
+        return same_weights(self.anchors[-1], template, all_names=False)
 
     def state_dict(self) -> dict[str, Any]:
         """Anchors and Fishers (CPU tensors). The latest anchor is the model's weights at the end of the last session,

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ckda_avalanche.benchmarks.batch_loader import make_reid_loader
+from ckda_avalanche.plugins.same_weights import same_weights
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
@@ -45,15 +46,6 @@ def _classifier_size(state: Mapping[str, torch.Tensor]) -> int:
     if weight is None:
         weight = state.get("base.head.classifier.weight")
     return 0 if weight is None else int(weight.shape[0])
-
-
-def same_weights(copy_state: Mapping[str, torch.Tensor], model: nn.Module) -> bool:
-    """Whether ``copy_state`` has exactly ``model``'s tensor names, shapes, dtypes and values."""
-    mine = model.state_dict()
-    if mine.keys() != copy_state.keys():
-        return False
-    return all(mine[name].shape == value.shape and mine[name].dtype == value.dtype
-               and torch.equal(mine[name], value.to(mine[name].device)) for name, value in copy_state.items())
 
 
 class OldModelKeeper:
@@ -103,7 +95,7 @@ class OldModelKeeper:
         if self._pending is None and self.model is None:
             return {"model": None}
         kept = dict(self._pending) if self._pending is not None else self.model.state_dict()
-        if self._template is not None and same_weights(kept, self._template):
+        if self._template is not None and same_weights(kept, self._template, all_names=True):
             return {"model": None, "same_as_model": True}
         return {"model": {k: v.detach().cpu().clone() for k, v in kept.items()}}
 

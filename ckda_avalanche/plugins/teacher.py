@@ -21,6 +21,7 @@ from torch import nn
 
 from ckda_avalanche.plugins.checks import check_plugin_order
 from ckda_avalanche.plugins.roles import TeacherRole, WeightMergeRole
+from ckda_avalanche.plugins.same_weights import same_weights
 
 __all__ = ["TeacherOutputs", "TeacherPlugin", "check_merged_before"]
 
@@ -42,14 +43,6 @@ def check_merged_before(strategy: Any, who: str) -> None:
                 f"{who} ran before WeightMergePlugin at the end of the session: put WeightMergePlugin before {who} in "
                 "the plugin list, since the teacher and the prototypes must be built from the MERGED model"
             )
-
-
-def _same_weights(teacher: nn.Module, model: nn.Module) -> bool:
-    """Every tensor of the teacher's state equals the model's tensor of the same name (the classifier the teacher
-    drops may differ)."""
-    mine = model.state_dict()
-    return all(name in mine and mine[name].shape == value.shape and torch.equal(mine[name], value)
-               for name, value in teacher.state_dict().items())
 
 
 class TeacherPlugin(TeacherRole, SupervisedPlugin):
@@ -122,7 +115,7 @@ class TeacherPlugin(TeacherRole, SupervisedPlugin):
         if self.model is None:
             return {"model": None}
         template = getattr(self, "_template", None)
-        if template is not None and _same_weights(self.model, template):
+        if template is not None and same_weights(self.model.state_dict(), template, all_names=False):
             return {"model": None, "same_as_model": True}
         return {"model": self.model.state_dict()}
 
